@@ -1,0 +1,35 @@
+"""Shared test fixtures: where the golden parity files live.
+
+CI lays the steering repo's ``shared/`` beside the checkout; ``T2AV_PARITY_DIR`` overrides the location.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[1]
+PARITY = Path(os.environ.get("T2AV_PARITY_DIR", REPO.parent / "shared" / "parity"))
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        message = f"parity fixtures not found at {path} (set T2AV_PARITY_DIR)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must never silently skip the parity suite
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    return _require(PARITY)
+
+
+def load_cases(folder: Path, stem: str) -> tuple[dict, dict]:
+    """(manifest, tensors) of a ``<stem>_cases.json`` / ``<stem>_cases.safetensors`` pair."""
+    manifest = json.loads((folder / f"{stem}_cases.json").read_text())
+    tensors = load_file(str(folder / f"{stem}_cases.safetensors"))
+    return manifest, tensors
