@@ -1,15 +1,14 @@
 """ComfyUI entry point of the Talker-T2AV node pack.
 
-ComfyUI imports this package from ``custom_nodes/``; outside ComfyUI (tests, the command line) importing it
-must not fail, so the node module is only loaded when the host is present.
+ComfyUI imports this package from ``custom_nodes/``. Outside ComfyUI (tests, the command line, pytest
+collecting the repository) the package must import cleanly, so the nodes are only loaded when the host is there.
 """
+
+import importlib.util
 
 WEB_DIRECTORY = "./web"
 
-try:
+if importlib.util.find_spec("comfy_api") is not None:
     from .nodes import comfy_entrypoint  # noqa: F401  (ComfyUI looks this name up)
-except ImportError as error:  # ComfyUI absent: the pack is being used as a plain library
-    if "comfy" not in str(error):
-        raise
 
 __all__ = ["WEB_DIRECTORY"]
