@@ -231,6 +231,13 @@ def test_write_audio_round_trip(tmp_path, suffix):
         assert torch.allclose(wave, tone, atol=1e-4)
 
 
+def test_write_audio_clips_and_cleans_samples(tmp_path):
+    wave = torch.tensor([0.5, 2.0, -3.0, float("nan")]).repeat(1000)
+    write_audio(tmp_path / "loud.wav", wave, np.int64(16000))  # numpy integer rates are fine too
+    back = read_audio(tmp_path / "loud.wav", 16000)
+    assert torch.allclose(back, torch.tensor([0.5, 1.0, -1.0, 0.0]).repeat(1000), atol=1e-4)
+
+
 def test_write_audio_bad_input(tmp_path):
     with pytest.raises(T2AVError, match="cannot write audio"):
         write_audio(tmp_path / "x.xyz", torch.zeros(10), SR)

@@ -31,7 +31,7 @@ def read_audio(path: str | Path, sample_rate: int, mono: bool = True) -> torch.T
     Returns float32 samples in [-1, 1] at ``sample_rate``: shape (N,) when ``mono`` (channels averaged),
     else (C, N). Silent or empty audio is returned as is; see ``check_audio_usable``.
     """
-    _check_rate(sample_rate)
+    sample_rate = _check_rate(sample_rate)
     with open_input(path, "audio") as container:
         stream = first_stream(container, "audio", path)
         resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
@@ -47,8 +47,7 @@ def read_audio(path: str | Path, sample_rate: int, mono: bool = True) -> torch.T
 
 def resample_audio(wave: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
     """Resample a mono wave (N,) with libswresample; the length becomes about N * to_rate / from_rate."""
-    _check_rate(from_rate)
-    _check_rate(to_rate)
+    from_rate, to_rate = _check_rate(from_rate), _check_rate(to_rate)
     if from_rate == to_rate or wave.numel() == 0:
         return wave.float()
     frame = av.AudioFrame.from_ndarray(as_mono_array(wave)[None], format="fltp", layout="mono")
@@ -122,7 +121,7 @@ class AudioTrack:
     """
 
     def __init__(self, container: av.container.OutputContainer, codec: str, sample_rate: int, bit_rate: int = 128_000):
-        _check_rate(sample_rate)
+        sample_rate = _check_rate(sample_rate)
         rate = _encoder_rate(codec, sample_rate)
         self.container, self.sample_rate = container, sample_rate
         self.stream = container.add_stream(codec, rate=rate, layout="mono")
@@ -136,7 +135,7 @@ class AudioTrack:
     def write(self, samples: np.ndarray) -> None:
         if len(samples) == 0:
             return
-        samples = np.ascontiguousarray(samples, np.float32)[None]
+        samples = np.clip(np.nan_to_num(np.asarray(samples, np.float32)), -1.0, 1.0)[None]  # encoders expect [-1, 1]
         frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
         frame.sample_rate = self.sample_rate
         self._encode(self.resampler.resample(frame))
@@ -169,6 +168,7 @@ def as_mono_array(wave: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _check_rate(sample_rate: int) -> None:
+def _check_rate(sample_rate: int) -> int:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
         raise T2AVError(f"sample rate must be a positive integer (Hz), got {sample_rate!r}")
+    return int(sample_rate)

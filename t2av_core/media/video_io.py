@@ -85,6 +85,7 @@ def write_mp4(
         audio = as_mono_array(audio)
         if sample_rate is None:
             raise T2AVError("write_mp4 got audio without its sample_rate")
+        sample_rate = int(sample_rate)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
