@@ -173,6 +173,24 @@ def test_read_video_resamples_time_and_stops_early(tmp_path):
         read_video_frames(path, max_frames=0)
 
 
+def test_rotated_phone_clip_is_turned_upright(tmp_path):
+    landscape = np.zeros((16, 32, 3), np.uint8)
+    landscape[:4, :4] = 255  # white marker in the stored frame's top-left corner
+    path = tmp_path / "portrait.mp4"
+    write_mp4(path, [landscape] * 3)
+    # Give the track the display matrix a phone writes for "rotate 90": [0 1 0; -1 0 0; 0 0 1] in 16.16/2.30.
+    data = bytearray(path.read_bytes())
+    matrix_at = data.find(b"tkhd") - 4 + 48  # version-0 tkhd: the matrix follows 48 bytes of header
+    assert struct.unpack(">9i", data[matrix_at : matrix_at + 36]) == (65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30)
+    data[matrix_at : matrix_at + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+
+    frames, _ = read_video_frames(path)
+    assert frames.shape == (3, 32, 16, 3)  # shown portrait
+    assert frames[0, :4, -4:].mean() > 0.9 and frames[0, -4:, :4].mean() < 0.1  # turned clockwise
+    assert torch.allclose(read_image(path), frames[0])
+
+
 # ---------------------------------------------------------------------------------------------- read_audio
 def test_stereo_44k_mp3_to_mono_24k(tmp_path):
     path = tmp_path / "stereo.mp3"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+import numpy as np
 
 from ..errors import T2AVError
 
@@ -36,3 +37,11 @@ def first_stream(container: av.container.InputContainer, kind: str, path: str | 
         found = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         raise T2AVError(f"{path} has no {kind} track (it contains: {found})")
     return streams[0]
+
+
+def upright_array(frame: av.VideoFrame, format: str, **size: int) -> np.ndarray:
+    """The frame as an (H, W, C) array, turned the way the file asks it to be shown (phone videos store
+    portrait clips sideways plus a rotation); ``size`` rescales before turning."""
+    image = frame.to_ndarray(format=format, **size)
+    quarter_turns = round(frame.rotation / 90) % 4  # counterclockwise, like np.rot90
+    return np.ascontiguousarray(np.rot90(image, quarter_turns)) if quarter_turns else image

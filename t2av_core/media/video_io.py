@@ -17,7 +17,7 @@ import torch
 
 from ..errors import T2AVError
 from ..interfaces import FRAME_RATE
-from ._container import first_stream, open_input
+from ._container import first_stream, open_input, upright_array
 from .audio_io import AudioTrack, as_mono_array
 
 
@@ -28,7 +28,8 @@ def read_video_frames(
 
     With ``fps`` the frames are resampled in time (each output tick shows the latest frame shown at that
     moment: frames are repeated or dropped) and that fps is returned; otherwise the file's own average rate.
-    ``max_frames`` stops decoding once that many frames are out.
+    ``max_frames`` stops decoding once that many frames are out. A rotation stored in the file (portrait
+    phone clips) is applied, so H and W are as the clip is meant to be watched.
     """
     if max_frames is not None and max_frames < 1:
         raise T2AVError(f"max_frames must be at least 1, got {max_frames}")
@@ -41,7 +42,7 @@ def read_video_frames(
         size, first_time = {}, None
         for index, frame in enumerate(container.decode(stream)):
             size = size or {"width": frame.width, "height": frame.height}  # later frames follow the first's size
-            image = frame.to_ndarray(format="rgb24", **size)
+            image = upright_array(frame, "rgb24", **size)
             if fps is None:
                 frames.append(image)
             else:  # repeat this frame for every output tick that falls while it is shown
