@@ -86,12 +86,12 @@ def _count(sd: dict, pattern: str) -> int:
 def configs_from_state_dict(sd: dict[str, torch.Tensor]) -> tuple[WavLMConfig, EcapaConfig]:
     """Read every size from the shapes and key counts of a state dict in module names."""
     try:
+        dim, conv_dim = sd["wavlm.post_extract_proj.weight"].shape
         n_conv = _count(sd, r"wavlm\.feature_extractor\.conv_layers\.\d+\.conv\.weight")
         kernels = tuple(sd[f"wavlm.feature_extractor.conv_layers.{i}.conv.weight"].shape[2] for i in range(n_conv))
         if kernels != CONV_KERNELS:
             raise CheckpointError(f"speaker checkpoint: WavLM conv kernels {kernels}, expected {CONV_KERNELS} "
                                   "(only the WavLM-Large conv layout is supported)")
-        dim, conv_dim = sd["wavlm.post_extract_proj.weight"].shape
         attn0 = "wavlm.encoder.layers.0.self_attn."
         num_buckets, n_heads = sd[attn0 + "relative_attention_bias.weight"].shape
         pos_v = sd["wavlm.encoder.pos_conv.weight_v"]
