@@ -13,8 +13,8 @@ from conftest import load_cases
 from t2av_core.errors import CheckpointError, T2AVError
 from t2av_core.interfaces import SPEAKER_DIM, SpeakerEncoder
 from t2av_core.speaker.encoder import (
-    WavLMEcapa, configs_from_state_dict, load_speaker_encoder, module_key_to_checkpoint, released_configs,
-    talker_speaker_input, talker_speech_frames)
+    WavLMEcapa, checkpoint_key_to_module, configs_from_state_dict, load_speaker_encoder, module_key_to_checkpoint,
+    released_configs, talker_speaker_input, talker_speech_frames)
 
 EMB_TOL = dict(atol=1e-4, rtol=1e-4)
 WAVLM_TOL = dict(atol=3e-5, rtol=3e-5)
@@ -106,6 +106,7 @@ def test_released_size_keys_and_shapes_match_inventory(folder):
     got = {module_key_to_checkpoint(k): tuple(v.shape) for k, v in sd.items()}
     assert len(expected) == 710
     assert got == expected
+    assert all(checkpoint_key_to_module(module_key_to_checkpoint(k)) == k for k in sd)
     dtypes = {e["key"]: e["dtype"] for e in inventory}
     assert all(str(sd[k].dtype).removeprefix("torch.") == dtypes[module_key_to_checkpoint(k)] for k in sd)
     assert configs_from_state_dict(sd) == released_configs()

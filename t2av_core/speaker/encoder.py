@@ -30,36 +30,35 @@ MAX_FRAMES = 750  # 30 s at 25 Hz
 # Keys that exist only for training and are ignored at inference.
 _TRAINING_ONLY_PREFIX = "loss_calculator."
 
-# (checkpoint name, module name) prefix pairs; the first that matches wins. The head keys sit at top level.
-_KEY_RULES = [
-    (r"feature_extract\.model\.feature_extractor\.conv_layers\.(\d+)\.0\.",
-     r"wavlm.feature_extractor.conv_layers.\1.conv."),
-    (r"feature_extract\.model\.feature_extractor\.conv_layers\.(\d+)\.2\.1\.",
-     r"wavlm.feature_extractor.conv_layers.\1.norm."),
-    (r"feature_extract\.model\.encoder\.pos_conv\.0\.", "wavlm.encoder.pos_conv."),
-    (r"feature_extract\.model\.", "wavlm."),
-    (r"", "head."),
+# (checkpoint prefix, module prefix) pairs, "{i}" standing for a block index; the first match wins, in
+# both directions. Only the reference's anonymous Sequential indices are renamed; the head keeps its names.
+_KEY_PREFIXES = [
+    ("feature_extract.model.feature_extractor.conv_layers.{i}.0.", "wavlm.feature_extractor.conv_layers.{i}.conv."),
+    ("feature_extract.model.feature_extractor.conv_layers.{i}.2.1.", "wavlm.feature_extractor.conv_layers.{i}.norm."),
+    ("feature_extract.model.encoder.pos_conv.0.", "wavlm.encoder.pos_conv."),
+    ("feature_extract.model.", "wavlm."),
+    ("", "head."),
 ]
+
+
+def _rename(key: str, source: int) -> str:
+    for pair in _KEY_PREFIXES:
+        pattern = re.escape(pair[source]).replace(re.escape("{i}"), r"(\d+)")
+        match = re.match(pattern, key)
+        if match:
+            index = match.group(1) if match.groups() else ""
+            return pair[1 - source].replace("{i}", index) + key[match.end():]
+    return key  # not reached: the last pair matches every key in one direction
 
 
 def checkpoint_key_to_module(key: str) -> str:
     """Released checkpoint key -> this module's state-dict key."""
-    for pattern, repl in _KEY_RULES:
-        if re.match(pattern, key):
-            return re.sub("^" + pattern, repl, key, count=1)
-    raise AssertionError("unreachable: the last rule matches everything")
+    return _rename(key, source=0)
 
 
 def module_key_to_checkpoint(key: str) -> str:
-    """This module's state-dict key -> released checkpoint key (inverse of the rules above)."""
-    if key.startswith("head."):
-        return key[len("head."):]
-    key = re.sub(r"^wavlm\.feature_extractor\.conv_layers\.(\d+)\.conv\.",
-                 r"feature_extract.model.feature_extractor.conv_layers.\1.0.", key)
-    key = re.sub(r"^wavlm\.feature_extractor\.conv_layers\.(\d+)\.norm\.",
-                 r"feature_extract.model.feature_extractor.conv_layers.\1.2.1.", key)
-    key = re.sub(r"^wavlm\.encoder\.pos_conv\.", "feature_extract.model.encoder.pos_conv.0.", key)
-    return re.sub(r"^wavlm\.", "feature_extract.model.", key)
+    """This module's state-dict key -> released checkpoint key."""
+    return _rename(key, source=1)
 
 
 class WavLMEcapa(nn.Module):
