@@ -70,7 +70,8 @@ class WavLMEcapa(nn.Module):
         self.head = EcapaTdnn(ecapa_cfg)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.head(self.wavlm(wave))
+        hidden = self.wavlm(wave)
+        return self.head(hidden.to(self.head.feature_weight.dtype))
 
 
 def released_configs() -> tuple[WavLMConfig, EcapaConfig]:
@@ -163,7 +164,11 @@ def load_speaker_encoder(path: str | Path, device: str | torch.device = "cpu",
         net = WavLMEcapa(wavlm_cfg, ecapa_cfg)
     _match_state_dict(net, sd, path)
     net.load_state_dict(sd, strict=True, assign=True)
-    net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    net = net.to(device=device).eval().requires_grad_(False)
+    net.wavlm.to(dtype=dtype)
+    # The head is small (8M parameters) and its pooled std is E[x^2] - E[x]^2, which cancels badly in
+    # 16-bit floats, so it stays at least fp32 (the reference's autocast also runs these reductions in fp32).
+    net.head.to(dtype=torch.promote_types(dtype, torch.float32))
     return WavLMSpeakerEncoder(net)
 
 
