@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import os
 import sys
@@ -49,15 +48,13 @@ def _as_json(obj) -> object:
     return obj
 
 
-def _plugged(module: str, attr: str, wrap: Callable[[object], dict]) -> ConfigFn:
-    """Config inference that lives in another module; an empty config while that module is absent."""
-    def infer(sd: StateDict, options: dict) -> dict:
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return {}
-        return wrap(_as_json(fn(sd)))
-    return infer
+def _speaker_config(sd: StateDict, options: dict) -> dict:
+    try:  # the speaker model code infers its sizes from its own (module) key names
+        from t2av_core.speaker.encoder import checkpoint_key_to_module, configs_from_state_dict  # type: ignore
+    except ImportError:  # the speaker model code is not installed: store no config
+        return {}
+    wavlm, ecapa = configs_from_state_dict({checkpoint_key_to_module(k): v for k, v in sd.items()})
+    return {"wavlm": _as_json(wavlm), "ecapa": _as_json(ecapa)}
 
 
 def _audio_vae_select(sd: StateDict) -> StateDict:
@@ -87,8 +84,9 @@ COMPONENTS: dict[str, ComponentSpec] = {
                                select=_audio_vae_select, infer_config=_audio_vae_config),
     "lia_x": ComponentSpec("LIA-X face renderer (lia-x.pt)"),
     "speaker": ComponentSpec("WavLM-Large + ECAPA speaker encoder (wavlm_large_finetune.pth)",
-                             infer_config=_plugged("t2av_core.speaker.encoder", "configs_from_state_dict",
-                                                   lambda c: {"wavlm": c[0], "ecapa": c[1]})),
+                             # the training loss head is saved in the released file but never used
+                             select=lambda sd: {k: v for k, v in sd.items() if not k.startswith("loss_calculator.")},
+                             infer_config=_speaker_config),
 }
 
 
