@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import load_cases
+from t2av_core.audio.resample import resample
 from t2av_core.errors import CheckpointError, T2AVError
 from t2av_core.interfaces import SPEAKER_DIM, SpeakerEncoder
 from t2av_core.speaker.encoder import (
@@ -70,6 +71,15 @@ def test_talker_input_path(encoder, cases, name):
     assert spk_input.shape == (settings["samples_consumed"],)
     torch.testing.assert_close(spk_input, expected["spk_input"][0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(encoder.embed(spk_input), expected["embedding"][0], **EMB_TOL)
+
+
+@pytest.mark.parametrize("name", ["t24a", "t24trap"])
+def test_talker_path_from_24k_reference(encoder, cases, name):
+    # The whole official path: infer.py's Resample(24000, 16000), then the Talker cut, then the encoder.
+    inputs, expected, _ = cases[f"speaker.talker_path.{name}"]
+    wave16k = resample(inputs["wave_24k"][0], 24000, 16000, path="transform")
+    torch.testing.assert_close(wave16k, expected["wave_16k"][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(encoder.embed(talker_speaker_input(wave16k)), expected["embedding"][0], **EMB_TOL)
 
 
 def test_float_frame_count_trap():

@@ -8,14 +8,13 @@ Sizes are read from the tensor shapes, so the same code loads the released model
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file
 
+from t2av_core.checkpoint_io import load_state_dict_file
 from t2av_core.errors import CheckpointError, T2AVError
 from t2av_core.speaker.ecapa import EcapaConfig, EcapaTdnn
 from t2av_core.speaker.wavlm import CONV_KERNELS, HOP, RECEPTIVE_FIELD, WavLM, WavLMConfig
@@ -122,20 +121,7 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"speaker encoder checkpoint not found: {path} "
                               "(expected wavlm_large_finetune.pth or a .safetensors conversion of it)")
-    try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"refused to load {path}: it contains pickled objects other than tensors, "
-                              f"which are never executed ({str(e).splitlines()[0]})") from None
-    except Exception as e:  # corrupt or truncated files surface as many error types
-        raise CheckpointError(f"could not read speaker checkpoint {path}: {e}") from None
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]  # the released {"model": state_dict} form
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path} is not a state dict of tensors (nor {{'model': state_dict}})")
-    return obj
+    return load_state_dict_file(path)  # also unwraps the released {"model": state_dict}
 
 
 def _match_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], path: Path) -> None:
