@@ -214,6 +214,7 @@ def test_missing_and_corrupt_files(tmp_path):
     (torch.zeros(0), "empty"),
     (torch.full((16000,), 1e-6), "silent"),
     (torch.zeros(16000), "silent"),
+    (torch.full((16000,), 0.3), "silent"),
     (torch.randn(2, 16000), "mono"),
     (torch.randint(-100, 100, (16000,), dtype=torch.int16), "float"),
     (torch.tensor([0.1, float("nan")] * 8000), "NaN"),

@@ -172,7 +172,7 @@ def check_voice(wave: torch.Tensor, what: str = "reference audio") -> torch.Tens
     wave = wave.float()
     if not torch.isfinite(wave).all():
         raise T2AVError(f"{what} contains NaN or infinite samples")
-    if wave.abs().max() < SILENCE_PEAK:
+    if (wave - wave.mean()).abs().max() < SILENCE_PEAK:  # a DC offset alone is silence too
         raise T2AVError(f"{what} is silent (peak below {SILENCE_PEAK}): give a clip in which the voice is audible")
     return wave
 
