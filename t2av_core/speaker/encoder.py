@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from t2av_core.checkpoint_io import load_state_dict_file
 from t2av_core.errors import CheckpointError, T2AVError
+from t2av_core.interfaces import FRAME_RATE
 from t2av_core.speaker.ecapa import EcapaConfig, EcapaTdnn
 from t2av_core.speaker.wavlm import CONV_KERNELS, HOP, RECEPTIVE_FIELD, WavLM, WavLMConfig
 
@@ -23,8 +24,8 @@ SAMPLE_RATE = 16000
 MIN_SAMPLES = RECEPTIVE_FIELD + HOP  # two WavLM frames: the instance norm needs more than one
 MAX_SAMPLES = 30 * SAMPLE_RATE  # Talker never feeds more (and attention is quadratic in length)
 SILENCE_PEAK = 1e-4  # about -80 dBFS
-SAMPLES_PER_FRAME = SAMPLE_RATE // 25  # one 40 ms Talker frame at 16 kHz
-MAX_FRAMES = 750  # 30 s at 25 Hz
+SAMPLES_PER_FRAME = SAMPLE_RATE // FRAME_RATE  # one 40 ms Talker frame at 16 kHz
+MAX_FRAMES = 30 * FRAME_RATE
 
 # Keys that exist only for training and are ignored at inference.
 _TRAINING_ONLY_PREFIX = "loss_calculator."
@@ -173,7 +174,8 @@ def check_voice(wave: torch.Tensor, what: str = "reference audio") -> torch.Tens
     if not torch.isfinite(wave).all():
         raise T2AVError(f"{what} contains NaN or infinite samples")
     if (wave - wave.mean()).abs().max() < SILENCE_PEAK:  # a DC offset alone is silence too
-        raise T2AVError(f"{what} is silent (peak below {SILENCE_PEAK}): give a clip in which the voice is audible")
+        raise T2AVError(f"{what} is silent (its peak around the mean is below {SILENCE_PEAK}): "
+                        "give a clip in which the voice is audible")
     return wave
 
 
@@ -183,7 +185,7 @@ def talker_speech_frames(n16: int) -> int:
     The reference computes ``int(n16 / 16000 * 25)`` in double precision, which for some lengths (e.g.
     18,560 samples: 28.999999999999996) is one less than ``n16 // 640``. Kept on purpose for parity.
     """
-    return max(1, min(int(min(n16, MAX_SAMPLES) / SAMPLE_RATE * 25), MAX_FRAMES))
+    return max(1, min(int(min(n16, MAX_SAMPLES) / SAMPLE_RATE * FRAME_RATE), MAX_FRAMES))
 
 
 def talker_speaker_input(wave16k: torch.Tensor) -> torch.Tensor:
