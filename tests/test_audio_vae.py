@@ -245,3 +245,17 @@ def test_released_geometry_round_trips_through_shape_inference():
     assert sd["CodecDec.model.1.block.1.weight_g"].shape == (1536, 1, 1)  # per input channel (transposed conv)
     assert sd["CodecEnc.block.4.block.4.weight_v"].shape == (1024, 512, 24)
     assert WhisperXVAEConfig.from_state_dict(sd) == WhisperXVAEConfig()  # 1280 wide -> 20 heads by default
+
+
+def test_progress_callback_can_cancel_decoding(codec):
+    from t2av_core.errors import GenerationCancelled
+
+    def cancel(done, total):
+        raise GenerationCancelled("stop")
+
+    codec.chunk_frames, saved = 5, codec.chunk_frames
+    try:
+        with pytest.raises(GenerationCancelled):
+            codec.decode(torch.zeros(20, 32), progress=cancel)
+    finally:
+        codec.chunk_frames = saved

@@ -15,7 +15,7 @@ attention heads, which shapes do not reveal (see :meth:`WhisperXVAEConfig.from_s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -281,7 +281,6 @@ class ReferenceAudio:
     audio_16k: torch.Tensor  # (N16,) at most 30 s, for the Whisper log-mel
     audio_24k: torch.Tensor  # (N24,) at most 30 s, for the acoustic encoder
     speech_len: int  # latent frames to encode
-    extras: dict = field(default_factory=dict)
 
 
 def speech_frames(n16: int) -> int:
