@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,7 +45,7 @@ def test_command_line(parity_dir, tmp_path):
     dst = tmp_path / "out.safetensors"
     done = subprocess.run([sys.executable, "-m", "t2av_core.convert", "--component", "audio_vae",
                            "--options", '{"whisper_heads": 2}', str(src), str(dst)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and read_metadata(dst)["component"] == "audio_vae"
     assert main(["--component", "audio_vae", str(tmp_path / "missing.ckpt"), str(tmp_path / "x.safetensors")]) == 1
