@@ -5,7 +5,7 @@ import torch
 
 from conftest import load_cases
 from t2av_core.audio.dac_blocks import Snake1d
-from t2av_core.audio.whisperx_vae import (WhisperXVAEConfig, build_audio_vae, load_audio_vae,
+from t2av_core.audio.whisperx_vae import (WhisperXVAE, WhisperXVAEConfig, build_audio_vae, load_audio_vae,
                                           prepare_reference_audio, speech_frames)
 from t2av_core.checkpoint_io import load_state_dict_file
 from t2av_core.errors import CheckpointError, T2AVError
@@ -217,3 +217,45 @@ def test_only_the_first_30_seconds_are_encoded(codec):
     wave = 0.1 * torch.randn(31 * 24000, generator=g)
     latents = codec.encode(wave)
     assert latents.shape == (750, 32)
+
+
+def _released_format_shapes(cfg):
+    """Meta tensors named and shaped as in the released file (weight-norm g/v instead of folded weights)."""
+    with torch.device("meta"):
+        model = WhisperXVAE(cfg)
+    out = {}
+    for name, t in model.state_dict().items():
+        is_conv = name.endswith(".weight") and t.dim() == 3 and not name.startswith("semantic_model.")
+        if is_conv:
+            base = name[: -len(".weight")]
+            out[base + ".weight_v"] = t
+            out[base + ".weight_g"] = torch.empty(t.shape[0], 1, 1, device="meta")
+        else:
+            out[name] = t
+    return out
+
+
+def test_released_geometry_round_trips_through_shape_inference():
+    """Design sheet A.2: 731 tensors for encode + decode; config read back from shapes alone."""
+    sd = _released_format_shapes(WhisperXVAEConfig())
+    assert len(sd) == 731
+    assert sum(k.startswith("CodecEnc.") for k in sd) == 119 and sum(k.startswith("CodecDec.") for k in sd) == 119
+    assert sum(k.startswith("semantic_model.encoder.") for k in sd) == 487
+    assert sd["CodecDec.model.1.block.1.weight_v"].shape == (1536, 768, 24)
+    assert sd["CodecDec.model.1.block.1.weight_g"].shape == (1536, 1, 1)  # per input channel (transposed conv)
+    assert sd["CodecEnc.block.4.block.4.weight_v"].shape == (1024, 512, 24)
+    assert WhisperXVAEConfig.from_state_dict(sd) == WhisperXVAEConfig()  # 1280 wide -> 20 heads by default
+
+
+def test_progress_callback_can_cancel_decoding(codec):
+    from t2av_core.errors import GenerationCancelled
+
+    def cancel(done, total):
+        raise GenerationCancelled("stop")
+
+    codec.chunk_frames, saved = 5, codec.chunk_frames
+    try:
+        with pytest.raises(GenerationCancelled):
+            codec.decode(torch.zeros(20, 32), progress=cancel)
+    finally:
+        codec.chunk_frames = saved
