@@ -136,6 +136,10 @@ def build_lia_x(sd: dict[str, torch.Tensor], device="cpu", dtype: torch.dtype = 
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
-def load_lia_x(path: str | os.PathLike, device="cpu", dtype: torch.dtype = torch.float32) -> LiaXRenderer:
-    """Load ``lia-x.pt`` (or a safetensors file with the same keys) as a ``MotionRenderer``."""
-    return LiaXRenderer(build_lia_x(read_state_dict(path), device, dtype))
+def load_lia_x(path: str | os.PathLike, device="cpu", dtype: torch.dtype = torch.float32,
+               allow_tf32: bool = False) -> LiaXRenderer:
+    """Load ``lia-x.pt`` (or a safetensors file with the same keys) as a ``MotionRenderer``.
+
+    ``allow_tf32`` (CUDA, float32 only): faster, but no longer the official fp32 numerics.
+    """
+    return LiaXRenderer(build_lia_x(read_state_dict(path), device, dtype), allow_tf32=allow_tf32)
