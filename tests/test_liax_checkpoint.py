@@ -78,6 +78,12 @@ def test_missing_geometry_key_says_not_lia_x(tiny_sd):
     assert "not a LIA-X checkpoint" in message and "dec.direction.weight" in message
 
 
+def test_wrong_rank_of_a_geometry_key(tiny_sd):
+    sd = dict(tiny_sd)
+    sd["dec.direction.weight"] = torch.zeros(48)
+    assert "not a LIA-X checkpoint" in _error(sd)
+
+
 def test_wrong_shape_is_named(tiny_sd):
     sd = dict(tiny_sd)
     sd["dec.conv3_2.1.norm.weight"] = torch.zeros(31)

@@ -48,12 +48,15 @@ class LiaXConfig:
                                       "(expected the flat state dict of lia-x.pt)")
             return sd[key].shape
 
-        style_dim, motion_dim = shape("dec.direction.weight")
-        enc = [shape("enc.enc_2r.block1.0.weight")[0]]
-        enc += [shape(f"enc.enc_2r.block{i}.0.conv1.0.weight")[0] for i in range(2, 8)]
-        dec = [shape(f"dec.conv{level_prefix(level)}_1.conv.weight")[1] for level in range(1, LEVELS + 1)]
-        input_size = shape("dec.input.input")[-1]
-        final_kernel = shape("enc.enc_2r.block8.weight")[-1]
+        try:
+            style_dim, motion_dim = shape("dec.direction.weight")
+            enc = [shape("enc.enc_2r.block1.0.weight")[0]]
+            enc += [shape(f"enc.enc_2r.block{i}.0.conv1.0.weight")[0] for i in range(2, 8)]
+            dec = [shape(f"dec.conv{level_prefix(level)}_1.conv.weight")[1] for level in range(1, LEVELS + 1)]
+            input_size = shape("dec.input.input")[-1]
+            final_kernel = shape("enc.enc_2r.block8.weight")[-1]
+        except (ValueError, IndexError) as e:  # a key with too few dimensions
+            raise CheckpointError(f"not a LIA-X checkpoint: unexpected tensor ranks ({e})") from e
         if final_kernel != input_size:
             raise CheckpointError(f"inconsistent LIA-X checkpoint: the encoder ends at {final_kernel}x{final_kernel} "
                                   f"but the decoder starts at {input_size}x{input_size}")

@@ -130,7 +130,7 @@ class LiaXRenderer:
                     progress: ProgressFn | None = None, uint8: bool = False) -> Iterator[torch.Tensor]:
         """Yield consecutive chunks of up to ``batch_size`` frames, (n, R, R, 3) on the CPU, as they are
         rendered: float32 0..1, or the official uint8 bytes with ``uint8=True``. Nothing is kept, so
-        memory does not grow with T. ``progress(done, total)`` runs after each chunk."""
+        memory does not grow with T. ``progress(done, total)`` runs as each chunk is ready."""
         _check_batch_size(batch_size)
         self._check_motion(face, motion_raw)
         total = motion_raw.shape[0]
@@ -143,13 +143,18 @@ class LiaXRenderer:
             style = (z + offsets[start:start + batch_size]).to(self.dtype)
             with _tf32(device, self.allow_tf32):
                 frames = raw_to_unit(self.model.decode(style, face.feats))
-            yield (frames_to_uint8(frames) if uint8 else frames).cpu()
-            if progress is not None:
+            chunk = (frames_to_uint8(frames) if uint8 else frames).cpu()
+            if progress is not None:  # may raise to cancel
                 progress(min(start + batch_size, total), total)
+            yield chunk
 
     def render(self, face: FaceState, motion_raw: torch.Tensor, batch_size: int = 8,
                progress: ProgressFn | None = None) -> torch.Tensor:
-        """Raw motion (T, 40) -> frames (T, R, R, 3) float32 in 0..1 (one preallocated output tensor)."""
+        """Raw motion (T, 40) -> frames (T, R, R, 3) float32 in 0..1, in one preallocated tensor.
+
+        That tensor alone is T * R * R * 12 bytes (9.4 GB for 60 s at 512x512); stream long videos
+        with ``render_iter`` instead.
+        """
         self._check_motion(face, motion_raw)
         out = torch.empty(motion_raw.shape[0], self.image_size, self.image_size, 3)
         done = 0
