@@ -17,7 +17,10 @@ from torch import nn
 from ..errors import CheckpointError
 from .lia_x_decoder import LEVELS, Decoder, level_prefix
 from .lia_x_encoder import Encoder
-from .lia_x_renderer import LiaXRenderer
+from .lia_x_renderer import FaceState, LiaXRenderer, frames_to_uint8, raw_to_unit
+
+__all__ = ["LiaX", "LiaXConfig", "LiaXRenderer", "FaceState", "load_lia_x", "build_lia_x", "read_state_dict",
+           "frames_to_uint8", "raw_to_unit"]
 
 # The image size is halved 7 times by the encoder and doubled 7 times by the decoder.
 SIZE_FACTOR = 2 ** LEVELS
