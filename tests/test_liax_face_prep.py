@@ -77,6 +77,7 @@ def test_layouts_rgba_and_greyscale():
     rgba_u8 = (opaque * 255).round().astype(np.uint8)
     assert np.array_equal(to_rgb_u8(rgba_u8), to_rgb_u8(rgb))
     assert preprocess_face(torch.from_numpy(grey), 64).shape == (1, 3, 64, 64)
+    assert np.array_equal(to_rgb_u8(torch.from_numpy(rgba_u8).long()), to_rgb_u8(rgb))  # int64 0..255
 
 
 @pytest.mark.parametrize("image, message", [
@@ -85,6 +86,7 @@ def test_layouts_rgba_and_greyscale():
     (torch.zeros(4, 4, 2), "shaped"),
     (torch.full((4, 4, 3), float("nan")), "NaN"),
     (torch.full((4, 4, 3), 255.0), "0..1"),
+    (torch.full((4, 4, 3), 256), "0..255"),
 ])
 def test_bad_images_are_refused(image, message):
     with pytest.raises(T2AVError, match=message):

@@ -156,6 +156,7 @@ def test_bad_render_input_is_refused(lia, face):
         renderer.render("face.png", torch.zeros(2, 40))
     with pytest.raises(T2AVError, match="frames"):
         renderer.encode_motion(torch.zeros(8, 8, 3))
+    assert renderer.encode_motion(torch.rand(3, 90, 70, 3), batch_size=2).shape == (3, 40)  # any frame size
     assert renderer.render(face, torch.zeros(0, 40)).shape == (0, 128, 128, 3)
 
 
