@@ -49,6 +49,12 @@ def _assert_official_bytes(frames01: torch.Tensor, expected_bgr: torch.Tensor):
     assert (diff > 0).float().mean() <= 1e-3
 
 
+def test_every_network_case_is_covered(lia):
+    manifest, _, _ = lia
+    others = {name for name in manifest["cases"] if not name.startswith("op.")}
+    assert others == {"enc", "dec.direction", "dec.render", "pipeline.full", "pipeline.preprocess_up", "selfrecon"}
+
+
 def test_is_a_motion_renderer(lia):
     _, _, renderer = lia
     assert isinstance(renderer, MotionRenderer)
@@ -104,6 +110,10 @@ def test_render_case(lia):
     assert frames.shape == (3, 128, 128, 3) and frames.dtype == torch.float32
     assert torch.equal(frames, raw_to_unit(raw))
     _assert_official_bytes(frames, t["dec.render.frames_bgr_u8"])
+    # Negative controls: rounding instead of truncating, or RGB order, do not give the official bytes.
+    rounded = (frames * 255).round().long().flip(-1)
+    assert (rounded != t["dec.render.frames_bgr_u8"]).float().mean() > 0.1
+    assert (frames_to_uint8(frames).long() - t["dec.render.frames_bgr_u8"]).abs().max() > 100
 
     chunks = list(renderer.render_iter(face, motion[:2], batch_size=2, uint8=True))
     assert len(chunks) == 1 and chunks[0].dtype == torch.uint8
