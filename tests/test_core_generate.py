@@ -131,8 +131,10 @@ def test_step_budget_rules():
     text = GenerationSettings(budget="text", max_seconds=30.0)
     short, long = step_budget(text, 12 + 5, 0, 0, 0), step_budget(text, 12 + 500, 0, 0, 0)
     assert short == math.ceil((2.0 + 0.6 * 5) * 25 / 4) and long == math.ceil(30 * 25 / 4)
-    with pytest.raises(T2AVError):
-        step_budget(GenerationSettings(budget="forever"), 20, 0, 0, 0)
+    for bad in (dict(budget="forever"), dict(temperature=-1), dict(max_seconds=0), dict(task_tag="middle"),
+                dict(cfm_steps=0)):
+        with pytest.raises(T2AVError):
+            GenerationSettings(**bad)
 
 
 def test_bad_inputs_are_rejected(core):
@@ -152,3 +154,23 @@ def test_bad_inputs_are_rejected(core):
             generate_av(model, **{**good, **change})
     with pytest.raises(T2AVError, match="solver"):
         generate_av(model, settings=GenerationSettings(solver="rk45"), **good)
+
+
+def test_reduced_precision_and_training_layout_run(core, parity_dir):
+    _, get = rollout(core, "prefix0p5")
+    half = load_talker(parity_dir / "core" / "core_tiny.safetensors", dtype=torch.bfloat16)
+    settings = GenerationSettings(prefix_seconds=0.5, max_seconds=1.0)  # 7 patches, within the recorded noise
+    ref = generate_av(core[2], settings=settings, noise=recorded(get), **inputs(get))
+    out = generate_av(half, settings=settings, noise=recorded(get), **inputs(get))
+    assert out.audio.dtype == torch.float32 and torch.isfinite(out.audio).all()
+    # bf16 drifts, but the first patch still follows the fp32 one
+    assert (out.audio[12:16] - ref.audio[12:16]).abs().mean() < 0.1 and out.audio.shape == ref.audio.shape == (12 + 4 * 7, 32)
+    trace = {}
+    generate_av(core[2], settings=GenerationSettings(task_tag="leading", max_seconds=1),
+                noise=recorded(get), trace=trace, **inputs(get))
+    embeds = trace["prefill_inputs_embeds"][0]
+    expected = get("prefill_inputs_embeds")[0]
+    assert embeds.shape[0] == expected.shape[0] + 1
+    assert_close(embeds[0], core[2].task_embedding.weight[1], "leading task tag")
+    assert_close(embeds[-2:], expected[-2:], "later prefix patches are untouched")
+    assert (embeds[-3] - expected[-3]).abs().max() > 0.1, "first prefix patch carries no tag in this layout"
