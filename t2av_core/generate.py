@@ -204,15 +204,18 @@ def _prepare_reference(model: TalkerT2AV, voice: Tensor, face_motion: Tensor, re
 
 def step_budget(settings: GenerationSettings, n_prompt_ids: int, prefix_patches: int, speech_len: int,
                 motion_len: int, patch: int = 4) -> int:
-    """Maximum number of generated patches."""
-    frames_per_patch = patch
-    cap = max(1, math.ceil(settings.max_seconds * FRAME_RATE / frames_per_patch))
+    """Maximum number of generated patches (the stop head usually ends the run earlier).
+
+    "reference": the official rule, bounded by the reference clip. "text": 2 s + ``seconds_per_token`` per
+    text id (the prompt minus its 12 chat-template ids), capped at ``max_seconds``.
+    """
+    cap = max(1, math.ceil(settings.max_seconds * FRAME_RATE / patch))
     if settings.budget == "reference":
         total = max(math.ceil(speech_len / patch), motion_len // patch)
         return max(0, total - prefix_patches + settings.extra_patches)
     n_text = max(1, n_prompt_ids - PROMPT_FRAME_IDS)
     seconds = 2.0 + settings.seconds_per_token * n_text
-    return min(cap, math.ceil(seconds * FRAME_RATE / frames_per_patch))
+    return min(cap, math.ceil(seconds * FRAME_RATE / patch))
 
 
 def _given(x: Tensor | None, n_steps: int, P: int, dev, dt) -> Tensor | None:
