@@ -32,6 +32,7 @@ def test_folder_and_bf16_file_load(tmp_path, tiny_sd, parity_dir):
     half = load_talker(parity_dir / "core" / "core_tiny.safetensors", dtype=torch.bfloat16)
     assert {p.dtype for p in half.parameters()} == {torch.bfloat16}
     assert not any(p.requires_grad for p in half.parameters())
+    assert not any(t.is_meta for t in list(half.parameters()) + list(half.buffers())), "nothing left on meta"
 
 
 def test_tied_lm_head_in_file_is_accepted(tmp_path, tiny_sd):
