@@ -132,7 +132,7 @@ def check_state_dict(model: nn.Module, sd: dict[str, Tensor], source: str = "che
 
 def build_from_state_dict(sd: dict[str, Tensor], cfg: TalkerConfig | None = None, device="cpu",
                           dtype: torch.dtype = torch.float32, source: str = "checkpoint") -> TalkerT2AV:
-    """Build on the meta device (no random init), check strictly, then adopt the file's tensors."""
+    """Build on the meta device (no random init), check strictly, then adopt the tensors (``sd`` is consumed)."""
     cfg = cfg or TalkerConfig.from_state_dict(sd)
     with torch.device("meta"):
         model = TalkerT2AV(cfg)
