@@ -14,7 +14,7 @@ Several seeds run as one batch (same prompt and references, independent noise).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,3 +34,12 @@ def load_cases(folder: Path, stem: str) -> tuple[dict, dict]:
     manifest = json.loads((folder / f"{stem}_cases.json").read_text())
     tensors = load_file(str(folder / f"{stem}_cases.safetensors"))
     return manifest, tensors
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """The fixture models are tiny and latency-bound: extra intra-op threads only contend for the 2 CI cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,15 +16,6 @@ E2E_TOL = dict(atol=1e-4, rtol=1e-4)  # wxvae.encode_via_infer.*
 HEADS = 2  # audio_vae_tiny_config.json: n_audio_head (not visible in the weight shapes)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny model's small convs run several times faster on one thread (and share a busy CI machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def folder(parity_dir):
     return parity_dir / "codecs" / "audio_vae"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import load_cases
-from core_helpers import ROLLOUT_TOL, assert_close, single_thread  # noqa: F401  (autouse)
+from core_helpers import ROLLOUT_TOL, assert_close
 from t2av_core.errors import GenerationCancelled, T2AVError
 from t2av_core.generate import GenerationSettings, generate_av, generate_av_batch, step_budget
 from t2av_core.model.talker import load_talker

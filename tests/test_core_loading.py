@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core_helpers import assert_close, single_thread  # noqa: F401  (autouse)
+from core_helpers import assert_close
 from t2av_core.errors import CheckpointError
 from t2av_core.model.config import TalkerConfig
 from t2av_core.model.talker import load_talker

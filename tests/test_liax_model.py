@@ -20,15 +20,6 @@ TIGHT = dict(atol=1e-5, rtol=1e-5)
 IMAGE = dict(atol=2e-3, rtol=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The CPU is shared; one thread is several times faster than two under load."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def lia(parity_dir):
     folder = parity_dir / "codecs" / "lia_x"

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .upfirdn import Blur, FusedLeakyReLU, Upsample, fused_leaky_relu
+from .upfirdn import Blur, FusedLeakyReLU, Upsample
 
 
 class EqualConv2d(nn.Module):

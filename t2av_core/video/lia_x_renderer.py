@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Iterator
 import torch
 
 from ..errors import T2AVError
-from ..interfaces import MOTION_LATENT_DIM, ProgressFn
+from ..interfaces import ProgressFn
 from .face_prep import preprocess_face
 
 if TYPE_CHECKING:
