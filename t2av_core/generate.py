@@ -1,0 +1,346 @@
+"""The joint autoregressive loop: text prompt (+ optional reference prefix) -> audio latents + face motion.
+
+One backbone position per 4-frame patch. Each step reads the last hidden state h, samples one speech patch
+and one motion patch from it (each flow head also sees its previous patch and a global condition: the
+speaker embedding for speech, the first reference motion frame for motion), then feeds the sum of both
+re-embedded patches back as the next position. The stop head, checked from step 7 on, ends the run after
+3 consecutive probabilities >= 0.5. This follows the released inference recipe step for step.
+
+Modes: text -> audio + video (both heads sample); audio-driven (``given_audio``: its patches are fed
+instead of sampled speech, only motion is sampled); dubbing (``given_motion``: only audio is sampled).
+Several seeds run as one batch (same prompt and references, independent noise).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .errors import GenerationCancelled, T2AVError
+from .interfaces import FRAME_RATE, ProgressFn
+from .model.talker import TalkerT2AV
+from .motion_stats import denormalize_motion, motion_stats, normalize_motion
+from .sampling import SOLVERS, CFGGuidance, CustomSchedule, FlowSampler, NoiseSource, SwaySchedule
+
+__all__ = ["GenerationSettings", "AVLatents", "generate_av", "generate_av_batch", "GenerationCancelled",
+           "step_budget"]
+
+PROMPT_FRAME_IDS = 12  # chat-template ids around the text in a Talker prompt (see t2av_core.text.prompt)
+
+
+@dataclass
+class GenerationSettings:
+    # flow heads (the released recipe: 10 sway-warped Euler steps, temperature 0.3, CFG 2 with CFG-Zero*)
+    cfm_steps: int = 10
+    temperature: float = 0.3
+    cfg_scale: float = 2.0
+    sway: float = 1.0
+    zero_star: bool = True
+    solver: str = "euler"  # "euler" (reference) | "heun" | "midpoint"
+    times: tuple[float, ...] | None = None  # custom descending time grid (e.g. ComfyUI sigmas); overrides steps/sway
+    # reference prefix: the first seconds of reference audio + motion teacher-forced as a continuation
+    prefix_seconds: float = 0.5
+    # length: "text" = estimate from the prompt, capped by max_seconds; "reference" = the official rule
+    # max(ceil(speech_len/4), motion_len/4) - prefix patches + extra_patches
+    budget: str = "text"
+    max_seconds: float = 30.0
+    seconds_per_token: float = 0.6  # generous: speech rarely needs more than ~0.35 s per Qwen token
+    extra_patches: int = 15
+    # stop head
+    use_stop: bool = True
+    stop_min_step: int = 7
+    stop_threshold: float = 0.5
+    stop_streak: int = 3
+    # numerics
+    round_reference_bf16: bool = True  # the released recipe rounds normalised reference motion to bf16
+    seed: int | None = 0
+
+    def sampler(self) -> FlowSampler:
+        if self.solver not in SOLVERS:
+            raise T2AVError(f"unknown solver {self.solver!r}; choose one of {sorted(SOLVERS)}")
+        schedule = CustomSchedule(self.times) if self.times is not None else SwaySchedule(self.cfm_steps, self.sway)
+        return FlowSampler(schedule, CFGGuidance(self.cfg_scale, self.zero_star), SOLVERS[self.solver](),
+                           self.temperature)
+
+
+@dataclass
+class AVLatents:
+    """Frame-aligned result at 25 fps; the first ``prefix_frames`` frames are the reference prefix."""
+
+    audio: Tensor  # (T, 32) audio-VAE latents
+    motion_norm: Tensor  # (T, 40) normalised motion
+    motion_mean: Tensor  # (40,)
+    motion_std: Tensor  # (40,)
+    prefix_frames: int
+    n_steps: int  # generated patches (4 frames each)
+    stop_reason: str  # "stop" (stop head) | "budget" (step budget or given stream used up)
+    fps: int = FRAME_RATE
+
+    def motion_raw(self) -> Tensor:
+        return denormalize_motion(self.motion_norm, self.motion_mean, self.motion_std)
+
+    @property
+    def seconds(self) -> float:
+        return self.audio.shape[0] / self.fps
+
+
+@dataclass
+class _Reference:
+    """Conditioning prepared once: global conditions, prefix tokens and the flow heads' first histories."""
+
+    speaker: Tensor  # (1, 256)
+    first_motion: Tensor  # (1, 40) normalised (bf16-rounded) frame 0
+    prefix_tokens: Tensor | None  # (1, pp, D) or None
+    speech_history: Tensor  # (1, 32, ctx*P) right-aligned last history patches, zeros where none
+    motion_history: Tensor  # (1, 40, ctx*P)
+    prefix_audio: Tensor  # (prefix_frames, 32), zero rows where the reference audio is shorter
+    prefix_motion: Tensor  # (prefix_frames, 40) normalised, unrounded
+    prefix_patches: int
+    speech_len: int
+    motion_len: int
+
+
+def _check_matrix(x: Tensor | None, channels: int, what: str, min_frames: int = 1) -> Tensor | None:
+    if x is None:
+        return None
+    if not isinstance(x, Tensor):
+        raise T2AVError(f"{what} must be a torch.Tensor of shape (frames, {channels})")
+    if x.dim() == 3 and x.shape[0] == 1:
+        x = x[0]
+    if x.dim() != 2 or x.shape[1] != channels or x.shape[0] < min_frames:
+        raise T2AVError(f"{what} must have shape (frames >= {min_frames}, {channels}), got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise T2AVError(f"{what} contains NaN or infinite values")
+    return x.float().cpu()
+
+
+def _history(frames: Tensor, n_frames: int, ctx_patches: int, patch: int) -> Tensor:
+    """Last ``ctx_patches`` patches of frames[:n_frames] (last one zero-padded), channels-first, right-aligned."""
+    cond = torch.zeros(1, frames.shape[1], ctx_patches * patch)
+    if n_frames <= 0:
+        return cond
+    hist = frames[:n_frames]
+    pad = (-n_frames) % patch
+    hist = torch.cat([hist, hist.new_zeros(pad, hist.shape[1])])
+    k = min(ctx_patches, hist.shape[0] // patch)
+    cond[0, :, cond.shape[2] - k * patch:] = hist[hist.shape[0] - k * patch:].T
+    return cond
+
+
+def _prepare_reference(model: TalkerT2AV, voice: Tensor, face_motion: Tensor, ref_audio: Tensor | None,
+                       s: GenerationSettings) -> _Reference:
+    cfg = model.cfg
+    P = cfg.patch_size
+    dev, dt = model.task_embedding.weight.device, model.task_embedding.weight.dtype
+    speaker = voice.reshape(-1) if isinstance(voice, Tensor) else None
+    if speaker is None or speaker.shape[0] != cfg.speaker_dim or not torch.isfinite(speaker).all():
+        raise T2AVError(f"voice must be a finite speaker embedding of {cfg.speaker_dim} values "
+                        f"(from the speaker encoder), got {None if speaker is None else tuple(voice.shape)}")
+    raw = _check_matrix(face_motion, cfg.motion_dim, "face_motion (raw reference motion codes)")
+    ref_audio = _check_matrix(ref_audio, cfg.speech_dim, "ref_audio_latents", min_frames=0)
+
+    mean, std = motion_stats()
+    norm = normalize_motion(raw, mean, std)
+    used = norm.to(torch.bfloat16).float() if s.round_reference_bf16 else norm
+    motion_len = (raw.shape[0] // P) * P
+    speech_len = 0 if ref_audio is None else ref_audio.shape[0]
+    # the prefix needs reference audio; without it the run is identity-only driven (voice + first frame)
+    prefix_frames = 0
+    if ref_audio is not None and speech_len > 0:
+        prefix_frames = (max(0, min(int(s.prefix_seconds * FRAME_RATE), motion_len)) // P) * P
+    pp = prefix_frames // P
+
+    tokens = None
+    if pp:
+        with torch.no_grad():
+            sp = model.projector_speech(ref_audio[:prefix_frames].to(dev, dt))
+            mo = model.projector_motion(used[:prefix_frames].to(dev, dt))
+            # frames past the end of a stream enter as zero vectors *after* projection (as the reference does)
+            sp = torch.cat([sp, sp.new_zeros(prefix_frames - sp.shape[0], sp.shape[1])])
+            tokens = (model.speech_patch_encoder(sp.view(1, pp, P, -1))
+                      + model.motion_patch_encoder(mo.view(1, pp, P, -1)))
+            tokens[:, 0] = tokens[:, 0] + model.task_embedding.weight[1]  # "speech + video" tag, first patch only
+    sp_hist = min(prefix_frames, speech_len)
+    prefix_audio = torch.zeros(prefix_frames, cfg.speech_dim)
+    if sp_hist:
+        prefix_audio[:sp_hist] = ref_audio[:sp_hist]
+    return _Reference(
+        speaker=speaker.float().reshape(1, -1).to(dev, dt),
+        first_motion=used[:1].to(dev, dt),
+        prefix_tokens=tokens,
+        speech_history=_history(ref_audio if ref_audio is not None else torch.zeros(0, cfg.speech_dim),
+                                sp_hist, cfg.context_patches, P).to(dev, dt),
+        motion_history=_history(used, prefix_frames, cfg.context_patches, P).to(dev, dt),
+        prefix_audio=prefix_audio,
+        prefix_motion=norm[:prefix_frames],
+        prefix_patches=pp,
+        speech_len=speech_len,
+        motion_len=max(motion_len, P),
+    )
+
+
+def step_budget(settings: GenerationSettings, n_prompt_ids: int, prefix_patches: int, speech_len: int,
+                motion_len: int, patch: int = 4) -> int:
+    """Maximum number of generated patches."""
+    frames_per_patch = patch
+    cap = max(1, math.ceil(settings.max_seconds * FRAME_RATE / frames_per_patch))
+    if settings.budget == "reference":
+        total = max(math.ceil(speech_len / patch), motion_len // patch)
+        return max(0, total - prefix_patches + settings.extra_patches)
+    if settings.budget != "text":
+        raise T2AVError(f"budget must be 'text' or 'reference', got {settings.budget!r}")
+    n_text = max(1, n_prompt_ids - PROMPT_FRAME_IDS)
+    seconds = 2.0 + settings.seconds_per_token * n_text
+    return min(cap, math.ceil(seconds * FRAME_RATE / frames_per_patch))
+
+
+def _given(x: Tensor | None, n_steps: int, P: int, dev, dt) -> Tensor | None:
+    """(frames, C) -> (n_steps, C, P) patches, zero-padded at the end."""
+    if x is None:
+        return None
+    x = torch.cat([x, x.new_zeros(n_steps * P - x.shape[0], x.shape[1])])
+    return x.view(n_steps, P, -1).transpose(1, 2).to(dev, dt)
+
+
+@torch.no_grad()
+def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face_motion: Tensor,
+                      settings: GenerationSettings | None = None, given_audio: Tensor | None = None,
+                      given_motion: Tensor | None = None, callback: ProgressFn | None = None,
+                      ref_audio_latents: Tensor | None = None, seeds: list[int | None] | None = None,
+                      noise: list | None = None, trace: dict | None = None) -> list[AVLatents]:
+    """Run one prompt for several seeds as one batch; returns one AVLatents per seed.
+
+    prompt_ids: (1, s0) or (s0,) ids of the prompt up to the first speech placeholder.
+    voice: speaker embedding (256,). face_motion: raw reference motion (frames >= 1, 40); frame 0 conditions
+    the motion head. ref_audio_latents: reference audio latents (frames, 32) for the prefix (prefix only
+    happens when given). given_audio / given_motion (frames, 32) / raw (frames, 40): drive one stream.
+    noise: per-sample noise sources (overrides seeds), e.g. ``RecordedNoise`` for exact replays.
+    trace: if a dict, receives the intermediate tensors of sample 0 (for debugging and parity tests).
+    """
+    s = settings or GenerationSettings()
+    cfg = model.cfg
+    P = cfg.patch_size
+    dev, dt = model.task_embedding.weight.device, model.task_embedding.weight.dtype
+    if given_audio is not None and given_motion is not None:
+        raise T2AVError("give either given_audio (audio-driven) or given_motion (dubbing), not both")
+    ids = prompt_ids.reshape(-1) if isinstance(prompt_ids, Tensor) else None
+    if ids is None or ids.numel() == 0 or ids.dtype not in (torch.int64, torch.int32):
+        raise T2AVError("prompt_ids must be a non-empty LongTensor of token ids (build it with t2av_core.text.prompt)")
+    if int(ids.min()) < 0 or int(ids.max()) >= cfg.backbone.vocab:
+        raise T2AVError(f"prompt_ids must lie in [0, {cfg.backbone.vocab}); got {int(ids.min())}..{int(ids.max())}")
+    if noise is None:
+        noise = [NoiseSource(seed) for seed in (seeds if seeds is not None else [s.seed])]
+    B = len(noise)
+    if B < 1:
+        raise T2AVError("need at least one seed")
+    sampler = s.sampler()
+    ref = _prepare_reference(model, voice, face_motion, ref_audio_latents, s)
+    given_audio = _check_matrix(given_audio, cfg.speech_dim, "given_audio (audio latents)")
+    given_motion = _check_matrix(given_motion, cfg.motion_dim, "given_motion (raw motion codes)")
+    if given_motion is not None:
+        given_motion = normalize_motion(given_motion)
+        if s.round_reference_bf16:
+            given_motion = given_motion.to(torch.bfloat16).float()
+    driven = given_audio if given_audio is not None else given_motion
+    if driven is not None:  # the given stream fixes the length; the stop head is not consulted
+        budget = math.ceil(driven.shape[0] / P)
+    else:
+        budget = step_budget(s, ids.numel(), ref.prefix_patches, ref.speech_len, ref.motion_len, P)
+    audio_in, motion_in = _given(given_audio, budget, P, dev, dt), _given(given_motion, budget, P, dev, dt)
+
+    # ---- prefill
+    embeds = model.embed_tokens(ids.to(dev)[None])
+    if ref.prefix_tokens is not None:
+        embeds = torch.cat([embeds, ref.prefix_tokens], dim=1)
+    embeds = embeds.expand(B, -1, -1)
+    n0 = embeds.shape[1]
+    backbone = model.backbone
+    backbone.setup_cache(B, n0 + budget)
+    try:
+        h = backbone(embeds, 0)[:, -1]
+        if trace is not None:
+            trace.update(prefill_inputs_embeds=embeds[:1].clone(), prefill_last_hidden=h[:1].clone())
+            for key in ("mu", "speech_cond", "motion_cond", "speech_patch", "motion_patch", "next_embed",
+                        "hidden_after_step", "stop_logits"):
+                trace[key] = []
+
+        speech_cond = ref.speech_history.expand(B, -1, -1)
+        motion_cond = ref.motion_history.expand(B, -1, -1)
+        speaker, first = ref.speaker.expand(B, -1), ref.first_motion.expand(B, -1)
+        speech_out = torch.zeros(budget, B, cfg.speech_dim, P, device=dev, dtype=dt)
+        motion_out = torch.zeros(budget, B, cfg.motion_dim, P, device=dev, dtype=dt)
+        streak = torch.zeros(B, dtype=torch.long, device=dev)
+        stopped_at = torch.full((B,), budget, dtype=torch.long, device=dev)
+        use_stop = s.use_stop and driven is None
+        n_steps = budget
+        for step in range(budget):
+            if use_stop and step >= s.stop_min_step:
+                logit = model.stop_logit(h)
+                hit = torch.sigmoid(logit.float()) >= s.stop_threshold
+                streak = torch.where(hit, streak + 1, torch.zeros_like(streak))
+                newly = (streak >= s.stop_streak) & (stopped_at == budget)
+                stopped_at = torch.where(newly, torch.full_like(stopped_at, step), stopped_at)
+                if trace is not None:
+                    trace["stop_logits"].append(logit[0].clone())
+                if bool((stopped_at < budget).all()):  # the one host sync per step
+                    n_steps = step
+                    break
+            if audio_in is not None:
+                speech = audio_in[step].expand(B, -1, -1)
+            else:
+                z = torch.cat([n.draw((1, cfg.speech_dim, P), dev, dt) for n in noise])
+                speech = sampler.sample(model.speech_cfm.estimator, h, speech_cond, speaker, z)
+            if motion_in is not None:
+                motion = motion_in[step].expand(B, -1, -1)
+            else:
+                z = torch.cat([n.draw((1, cfg.motion_dim, P), dev, dt) for n in noise])
+                motion = sampler.sample(model.motion_cfm.estimator, h, motion_cond, first, z)
+            if trace is not None:
+                for key, val in (("mu", h), ("speech_cond", speech_cond), ("motion_cond", motion_cond),
+                                 ("speech_patch", speech), ("motion_patch", motion)):
+                    trace[key].append(val[0].clone())
+            speech_out[step], motion_out[step] = speech, motion
+            speech_cond = torch.cat([speech_cond[..., P:], speech], dim=-1)  # keep the last context_patches
+            motion_cond = torch.cat([motion_cond[..., P:], motion], dim=-1)
+            nxt = model.embed_patches(speech.transpose(1, 2)[:, None], motion.transpose(1, 2)[:, None])
+            h = backbone(nxt, n0 + step)[:, -1]
+            if trace is not None:
+                trace["next_embed"].append(nxt[0, 0].clone())
+                trace["hidden_after_step"].append(h[0].clone())
+            if callback is not None:
+                callback(step + 1, budget)
+    finally:
+        backbone.drop_cache()
+
+    mean, std = motion_stats()
+    results = []
+    stops = stopped_at.tolist()
+    for b in range(B):
+        n = min(stops[b], n_steps)
+        audio = speech_out[:n, b].transpose(1, 2).reshape(-1, cfg.speech_dim).float().cpu()
+        motion = motion_out[:n, b].transpose(1, 2).reshape(-1, cfg.motion_dim).float().cpu()
+        results.append(AVLatents(
+            audio=torch.cat([ref.prefix_audio, audio]),
+            motion_norm=torch.cat([ref.prefix_motion, motion]),
+            motion_mean=mean, motion_std=std,
+            prefix_frames=ref.prefix_patches * P,
+            n_steps=n,
+            stop_reason="stop" if stops[b] < budget else "budget",
+        ))
+    if trace is not None:
+        for key, val in trace.items():
+            if isinstance(val, list):
+                trace[key] = torch.stack(val) if val else torch.zeros(0)
+    return results
+
+
+def generate_av(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face_motion: Tensor,
+                settings: GenerationSettings | None = None, given_audio: Tensor | None = None,
+                given_motion: Tensor | None = None, callback: ProgressFn | None = None,
+                ref_audio_latents: Tensor | None = None, noise=None, trace: dict | None = None) -> AVLatents:
+    """One sample (seed from ``settings.seed``, or an explicit noise source). See ``generate_av_batch``."""
+    return generate_av_batch(model, prompt_ids, voice, face_motion, settings, given_audio, given_motion, callback,
+                             ref_audio_latents, noise=None if noise is None else [noise], trace=trace)[0]

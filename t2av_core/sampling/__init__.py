@@ -1,0 +1,10 @@
+"""Swappable pieces of the flow-head sampler: schedule, guidance, solver, noise."""
+
+from .flow_sampler import FlowSampler
+from .guidance import CFGGuidance
+from .noise import NoiseSource, RecordedNoise
+from .schedules import CustomSchedule, SwaySchedule, UniformSchedule
+from .solvers import SOLVERS, EulerSolver, HeunSolver, MidpointSolver
+
+__all__ = ["FlowSampler", "CFGGuidance", "NoiseSource", "RecordedNoise", "SwaySchedule", "UniformSchedule",
+           "CustomSchedule", "EulerSolver", "HeunSolver", "MidpointSolver", "SOLVERS"]

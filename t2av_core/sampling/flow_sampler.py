@@ -1,0 +1,50 @@
+"""One flow-matching patch: noise * temperature -> solver over the schedule, guided velocity from the DiT."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .guidance import CFGGuidance
+from .noise import NoiseSource
+from .schedules import SwaySchedule
+from .solvers import EulerSolver
+
+
+@dataclass
+class FlowSampler:
+    schedule: object = field(default_factory=SwaySchedule)
+    guidance: CFGGuidance = field(default_factory=CFGGuidance)
+    solver: object = field(default_factory=EulerSolver)
+    temperature: float = 0.3
+
+    def sample(self, estimator, mu: Tensor, cond: Tensor, global_cond: Tensor, noise: Tensor,
+               trace: list | None = None) -> Tensor:
+        """mu (B, W), cond (B, C, H), global_cond (B, G), noise (B, C, P) standard normal -> patch (B, C, P).
+
+        ``trace``, if given, receives (t, raw estimator output (2B, C, P)) for every evaluation.
+        """
+        b = mu.shape[0]
+        grid = self.schedule.grid(mu.device, mu.dtype)
+        skip = self.guidance.zero_init_steps(grid.shape[0] - 1)
+        # the doubled batch is fixed for the whole patch: rows 0..B-1 conditional, B..2B-1 with mu = 0
+        mu2 = torch.cat([mu, torch.zeros_like(mu)])
+        cond2, glob2 = torch.cat([cond, cond]), torch.cat([global_cond, global_cond])
+        zeros = torch.zeros(2 * b, device=mu.device, dtype=mu.dtype)
+
+        def velocity(x: Tensor, t: Tensor, step: int) -> Tensor:
+            if step <= skip:
+                return torch.zeros_like(x)
+            out = estimator(torch.cat([x, x]), mu2, t.expand(2 * b), cond2, glob2, zeros)
+            if trace is not None:
+                trace.append((t.detach().clone(), out.detach().clone()))
+            return self.guidance.combine(out[:b], out[b:])
+
+        return self.solver.solve(velocity, noise.to(mu.dtype) * self.temperature, grid)
+
+    def sample_from(self, estimator, mu: Tensor, cond: Tensor, global_cond: Tensor, noise_source: NoiseSource,
+                    channels: int, patch: int) -> Tensor:
+        noise = noise_source.draw((mu.shape[0], channels, patch), mu.device, mu.dtype)
+        return self.sample(estimator, mu, cond, global_cond, noise)
