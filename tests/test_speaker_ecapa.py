@@ -34,8 +34,8 @@ def test_every_stage_matches_reference(head_case):
     head, hidden, exp = head_case
     torch.testing.assert_close(torch.softmax(head.feature_weight, -1), exp["layer_weights"], **TOL)
     _, x1, x2, x3, x4 = _chain(hidden, [("feat", head.mix_hidden_states), ("layer1", head.layer1),
-                                           ("layer2", head.layer2), ("layer3", head.layer3),
-                                           ("layer4", head.layer4)], exp)
+                                       ("layer2", head.layer2), ("layer3", head.layer3),
+                                       ("layer4", head.layer4)], exp)
     # Inside the first SE-Res2 block (the SE output is before the residual add).
     block = head.layer2
     _chain(x1, [(f"layer2.{n}", getattr(block, n))

@@ -194,22 +194,44 @@ class WhisperXVAE(nn.Module):
         return out
 
 
+_WN_SUFFIXES = {  # weight-norm tensor names -> role; hook-era names and parametrization names
+    ".weight_g": "g", ".weight_v": "v",
+    ".parametrizations.weight.original0": "g", ".parametrizations.weight.original1": "v",
+}
+
+
+def _split_weight_norm(name: str) -> tuple[str, str] | None:
+    """('conv.prefix', 'g' | 'v') for a weight-norm tensor name, else None."""
+    for suffix, role in _WN_SUFFIXES.items():
+        if name.endswith(suffix):
+            return name[: -len(suffix)], role
+    return None
+
+
+def folded_keys(keys) -> set[str]:
+    """The key names a state dict will have once its weight norm is folded."""
+    out = set()
+    for k in keys:
+        split = _split_weight_norm(k)
+        out.add(k if split is None else split[0] + ".weight")
+    return out
+
+
 def fold_weight_norm(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Replace every (weight_g, weight_v) pair by the effective ``weight`` = g * v / ||v|| (norm over all
-    axes but 0, i.e. per input channel for transposed convs). Uses the op the reference hook calls."""
+    """Replace every (g, v) pair by the effective ``weight`` = g * v / ||v|| (norm over all axes but 0, i.e.
+    per input channel for transposed convs), computed with the op the reference's hook calls."""
+    parts: dict[str, dict[str, torch.Tensor]] = {}
     out = {}
     for name, t in sd.items():
-        if name.endswith((".weight_v", ".parametrizations.weight.original1")):
-            continue
-        if name.endswith(".weight_g") or name.endswith(".parametrizations.weight.original0"):
-            base = name.rsplit(".weight_g", 1)[0] if name.endswith(".weight_g") else name.rsplit(
-                ".parametrizations.weight.original0", 1)[0]
-            v = sd.get(base + ".weight_v", sd.get(base + ".parametrizations.weight.original1"))
-            if v is None:
-                raise CheckpointError(f"audio VAE weights: '{name}' has no matching weight_v")
-            out[base + ".weight"] = torch._weight_norm(v.float(), t.float(), 0)
-            continue
-        out[name] = t
+        split = _split_weight_norm(name)
+        if split is None:
+            out[name] = t
+        else:
+            parts.setdefault(split[0], {})[split[1]] = t
+    for base, gv in parts.items():
+        if set(gv) != {"g", "v"}:
+            raise CheckpointError(f"audio VAE weights: '{base}' has only half of its weight-norm pair ({sorted(gv)})")
+        out[base + ".weight"] = torch._weight_norm(gv["v"].float(), gv["g"].float(), 0)
     return out
 
 
@@ -222,22 +244,29 @@ def select_audio_vae_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return kept
 
 
-def build_audio_vae(sd: dict[str, torch.Tensor], cfg: WhisperXVAEConfig | None = None,
-                    whisper_heads: int | None = None) -> WhisperXVAE:
-    """A float32 CPU model from a (released-format) state dict, with strict key matching."""
-    sd = fold_weight_norm(select_audio_vae_keys(sd))
-    cfg = cfg or WhisperXVAEConfig.from_state_dict(sd, whisper_heads)
-    if cfg.whisper_width % cfg.whisper_heads:
-        raise CheckpointError(f"Whisper width {cfg.whisper_width} is not divisible by {cfg.whisper_heads} heads")
-    model = WhisperXVAE(cfg)
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(sd)), sorted(set(sd) - expected)
+def check_audio_vae_keys(sd: dict[str, torch.Tensor], cfg: WhisperXVAEConfig) -> None:
+    """Strict key matching (after folding names) against a model of ``cfg``, built on the meta device."""
+    with torch.device("meta"):
+        expected = set(WhisperXVAE(cfg).state_dict())
+    have = folded_keys(sd)
+    missing, unexpected = sorted(expected - have), sorted(have - expected)
     if missing or unexpected:
         raise CheckpointError(f"audio VAE weights do not match the model: missing {missing[:5]}"
                               f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
                               f"{'...' if len(unexpected) > 5 else ''}")
+
+
+def build_audio_vae(sd: dict[str, torch.Tensor], cfg: WhisperXVAEConfig | None = None,
+                    whisper_heads: int | None = None) -> WhisperXVAE:
+    """A float32 CPU model from a (released-format) state dict, with strict key matching."""
+    sd = select_audio_vae_keys(sd)
+    cfg = cfg or WhisperXVAEConfig.from_state_dict(sd, whisper_heads)
+    if cfg.whisper_width % cfg.whisper_heads:
+        raise CheckpointError(f"Whisper width {cfg.whisper_width} is not divisible by {cfg.whisper_heads} heads")
+    check_audio_vae_keys(sd, cfg)
+    model = WhisperXVAE(cfg)
     try:
-        model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+        model.load_state_dict({k: v.float() for k, v in fold_weight_norm(sd).items()}, strict=True)
     except RuntimeError as e:  # shape mismatches
         raise CheckpointError(f"audio VAE weights have unexpected shapes: {e}") from e
     return model.eval()
