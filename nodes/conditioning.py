@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from t2av_core import pipeline
+from t2av_core.media.audio_io import audio_from_comfy
 
 from . import host
 from .host import io
 from .types import (CATEGORY, AudioLatent, AudioVAE, Conditioning, Face, Motion, SpeakerModel, TalkerModel,
                     VideoModel, Voice)
-
-
-def _audio_parts(audio) -> tuple:
-    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
-        raise ValueError("expected a ComfyUI AUDIO (a dict with 'waveform' and 'sample_rate')")
-    return audio["waveform"], int(audio["sample_rate"])
 
 
 class TalkerT2AVTextEncode(io.ComfyNode):
@@ -55,7 +50,7 @@ class TalkerT2AVVoiceEncode(io.ComfyNode):
 
     @classmethod
     def execute(cls, speaker_encoder, audio, audio_vae=None) -> io.NodeOutput:
-        wave, rate = _audio_parts(audio)
+        wave, rate = audio_from_comfy(audio)
         codec = host.load_model(audio_vae) if audio_vae is not None else None
         encoder = host.load_model(speaker_encoder)
         return io.NodeOutput(pipeline.encode_voice(encoder, codec, wave, rate))
@@ -114,7 +109,7 @@ class TalkerT2AVAudioEncode(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio_vae, audio) -> io.NodeOutput:
-        wave, rate = _audio_parts(audio)
+        wave, rate = audio_from_comfy(audio)
         latents = pipeline.encode_audio(host.load_model(audio_vae), wave, rate)
         return io.NodeOutput(latents, latents.shape[0] / pipeline.FRAME_RATE)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from t2av_core import pipeline
+from t2av_core.media.audio_io import audio_to_comfy
 
 from . import host
 from .host import io
@@ -53,8 +54,7 @@ class TalkerT2AVAudioDecode(io.ComfyNode):
     def execute(cls, audio_vae, av_latent) -> io.NodeOutput:
         wave, rate = pipeline.decode_audio(host.load_model(audio_vae), av_latent,
                                            progress=host.progress(av_latent.audio.shape[0]))
-        audio = {"waveform": wave.reshape(1, 1, -1).to(host.intermediate_device()), "sample_rate": rate}
-        return io.NodeOutput(audio)
+        return io.NodeOutput(audio_to_comfy(wave, rate))
 
 
 class TalkerT2AVVideoDecode(io.ComfyNode):

@@ -18,10 +18,11 @@ class TalkerT2AVMux(io.ComfyNode):
         return io.Schema(
             node_id="TalkerT2AVMux", display_name="Talker-T2AV Combine Video", category="Talker-T2AV/video",
             description="IMAGE frames + AUDIO + fps -> core VIDEO (works with core Save Video too).",
-            inputs=[io.Image.Input("images"),
+            inputs=[io.Image.Input("images", tooltip="Frames, e.g. from Talker-T2AV Video Decode."),
                     io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.01,
                                    tooltip="Talker-T2AV renders at 25 fps."),
-                    io.Audio.Input("audio", optional=True)],
+                    io.Audio.Input("audio", optional=True,
+                                   tooltip="Speech to put under the frames (cut or padded to their length on save).")],
             outputs=[io.Video.Output(display_name="video")])
 
     @classmethod
