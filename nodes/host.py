@@ -16,7 +16,7 @@ import comfy.model_patcher
 import comfy.model_sampling
 import comfy.utils
 import folder_paths
-from comfy_api.latest import ComfyExtension, InputImpl, Types, io, ui  # noqa: F401  (re-exported)
+from comfy_api.latest import ComfyExtension, InputImpl, Types, io  # noqa: F401  (io, ComfyExtension re-exported)
 
 MODEL_FOLDER = "talker_t2av"
 # Weights, plus the tokenizer's .json files, live in models/talker_t2av/.
@@ -107,9 +107,6 @@ def video_components(video) -> tuple[torch.Tensor, dict | None, float]:
     parts = video.get_components()
     return parts.images, parts.audio, float(parts.frame_rate)
 
-
-def video_preview(filename: str, subfolder: str):
-    return ui.PreviewVideo([ui.SavedResult(filename, subfolder, io.FolderType.output)])
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -58,8 +58,9 @@ class TalkerT2AVSaveVideo(io.ComfyNode):
         pipeline.mux(os.path.join(folder, filename), frames.float().cpu(), wave, rate, fps)
         info = {"filename": filename, "subfolder": subfolder, "frames": int(frames.shape[0]), "fps": float(fps),
                 "seconds": round(frames.shape[0] / fps, 3), "has_audio": wave is not None}
-        preview = host.video_preview(filename, subfolder).as_dict()
-        return io.NodeOutput(ui={**preview, "talker_t2av": [info]})
+        # Only our own key: the pack's web extension shows it with a synced player (the generic video preview
+        # of the same file would be drawn on top of it).
+        return io.NodeOutput(ui={"talker_t2av": [info]})
 
 
 NODES = [TalkerT2AVMux, TalkerT2AVSaveVideo]
