@@ -66,10 +66,6 @@ def load_model(handle, memory_required: int = 0):
     return handle.model
 
 
-def free_memory(bytes_needed: int, device: torch.device) -> None:
-    mm.free_memory(bytes_needed, device)
-
-
 def intermediate_device() -> torch.device:
     return mm.intermediate_device()
 

@@ -29,10 +29,6 @@ def load_models_gpu(models, memory_required=0, **kwargs):
         loaded.append(patcher)
 
 
-def free_memory(memory_required, device, keep_loaded=()):
-    pass
-
-
 def interrupt_current_processing(value=True):
     global interrupt_processing
     interrupt_processing = value
