@@ -25,8 +25,6 @@ Public API: :func:`load_state_dict_file`, :func:`read_metadata`, :func:`read_com
 from __future__ import annotations
 
 import _compat_pickle
-import collections
-import copyreg
 import json
 import os
 import pickle

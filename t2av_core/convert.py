@@ -13,12 +13,11 @@ from them; model code elsewhere can plug its own config inference in with :func:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Callable
 
 import torch
@@ -40,8 +39,8 @@ class ComponentSpec:
 
 def _as_json(obj) -> object:
     """Config objects (nested dataclasses, tuples) as plain JSON values."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: _as_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if is_dataclass(obj):
+        return {f.name: _as_json(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [_as_json(x) for x in obj]
     if isinstance(obj, dict):
@@ -49,15 +48,13 @@ def _as_json(obj) -> object:
     return obj
 
 
-def _plugged(module: str, attr: str, wrap: Callable[[object], dict]) -> ConfigFn:
-    """Config inference that lives in another module; an empty config while that module is absent."""
-    def infer(sd: StateDict, options: dict) -> dict:
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return {}
-        return wrap(_as_json(fn(sd)))
-    return infer
+def _speaker_config(sd: StateDict, options: dict) -> dict:
+    try:  # the speaker model code infers its sizes from its own (module) key names
+        from t2av_core.speaker.encoder import checkpoint_key_to_module, configs_from_state_dict  # type: ignore
+    except ImportError:  # the speaker model code is not installed: store no config
+        return {}
+    wavlm, ecapa = configs_from_state_dict({checkpoint_key_to_module(k): v for k, v in sd.items()})
+    return {"wavlm": _as_json(wavlm), "ecapa": _as_json(ecapa)}
 
 
 def _audio_vae_select(sd: StateDict) -> StateDict:
@@ -73,22 +70,31 @@ def _audio_vae_config(sd: StateDict, options: dict) -> dict:
     return cfg.to_dict()
 
 
-def _talker_config(sd: StateDict, options: dict) -> dict:
-    try:
-        from t2av_core.model.config import TalkerConfig  # type: ignore
-    except ImportError:  # the generator model code is not installed: store no config
-        return {}
-    return _as_json(TalkerConfig.from_state_dict(sd))
+def _from_state_dict_of(module: str, config_class: str) -> ConfigFn:
+    """Config inference through ``<module>.<config_class>.from_state_dict`` of the model's own code.
+
+    Imported lazily: when that model code is not installed the converted file just stores no config.
+    """
+    def infer(sd: StateDict, options: dict) -> dict:
+        try:
+            cls = getattr(importlib.import_module(module), config_class)
+        except (ImportError, AttributeError):
+            return {}
+        return _as_json(cls.from_state_dict(sd))
+    return infer
 
 
 COMPONENTS: dict[str, ComponentSpec] = {
-    "talker": ComponentSpec("Talker-T2AV generator (model.safetensors)", infer_config=_talker_config),
+    "talker": ComponentSpec("Talker-T2AV generator (model.safetensors)",
+                            infer_config=_from_state_dict_of("t2av_core.model.config", "TalkerConfig")),
     "audio_vae": ComponentSpec("WhisperX-VAE audio codec (whisperx-vae/model.ckpt)",
                                select=_audio_vae_select, infer_config=_audio_vae_config),
-    "lia_x": ComponentSpec("LIA-X face renderer (lia-x.pt)"),
+    "lia_x": ComponentSpec("LIA-X face renderer (lia-x.pt)",
+                           infer_config=_from_state_dict_of("t2av_core.video.lia_x", "LiaXConfig")),
     "speaker": ComponentSpec("WavLM-Large + ECAPA speaker encoder (wavlm_large_finetune.pth)",
-                             infer_config=_plugged("t2av_core.speaker.encoder", "configs_from_state_dict",
-                                                   lambda c: {"wavlm": c[0], "ecapa": c[1]})),
+                             # the training loss head is saved in the released file but never used
+                             select=lambda sd: {k: v for k, v in sd.items() if not k.startswith("loss_calculator.")},
+                             infer_config=_speaker_config),
 }
 
 

@@ -56,7 +56,26 @@ class GenerationSettings:
     stop_streak: int = 3
     # numerics
     round_reference_bf16: bool = True  # the released recipe rounds normalised reference motion to bf16
+    # where the "speech + video" task tag goes: "first_patch" (the released recipe adds it to the first prefix
+    # patch; no tag without a prefix) or "leading" (its own position before the text, as in training)
+    task_tag: str = "first_patch"
     seed: int | None = 0
+
+    def __post_init__(self):
+        checks = [
+            (self.cfm_steps >= 1, f"cfm_steps must be >= 1, got {self.cfm_steps}"),
+            (self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}"),
+            (self.cfg_scale >= 0, f"cfg_scale must be >= 0, got {self.cfg_scale}"),
+            (self.prefix_seconds >= 0, f"prefix_seconds must be >= 0, got {self.prefix_seconds}"),
+            (self.max_seconds > 0, f"max_seconds must be > 0, got {self.max_seconds}"),
+            (self.stop_streak >= 1 and self.stop_min_step >= 0, "stop_streak must be >= 1 and stop_min_step >= 0"),
+            (self.budget in ("text", "reference"), f"budget must be 'text' or 'reference', got {self.budget!r}"),
+            (self.task_tag in ("first_patch", "leading"),
+             f"task_tag must be 'first_patch' or 'leading', got {self.task_tag!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise T2AVError(message)
 
     def sampler(self) -> FlowSampler:
         if self.solver not in SOLVERS:
@@ -162,7 +181,8 @@ def _prepare_reference(model: TalkerT2AV, voice: Tensor, face_motion: Tensor, re
             sp = torch.cat([sp, sp.new_zeros(prefix_frames - sp.shape[0], sp.shape[1])])
             tokens = (model.speech_patch_encoder(sp.view(1, pp, P, -1))
                       + model.motion_patch_encoder(mo.view(1, pp, P, -1)))
-            tokens[:, 0] = tokens[:, 0] + model.task_embedding.weight[1]  # "speech + video" tag, first patch only
+            if s.task_tag == "first_patch":
+                tokens[:, 0] = tokens[:, 0] + model.task_embedding.weight[1]  # "speech + video" tag, first patch only
     sp_hist = min(prefix_frames, speech_len)
     prefix_audio = torch.zeros(prefix_frames, cfg.speech_dim)
     if sp_hist:
@@ -184,17 +204,18 @@ def _prepare_reference(model: TalkerT2AV, voice: Tensor, face_motion: Tensor, re
 
 def step_budget(settings: GenerationSettings, n_prompt_ids: int, prefix_patches: int, speech_len: int,
                 motion_len: int, patch: int = 4) -> int:
-    """Maximum number of generated patches."""
-    frames_per_patch = patch
-    cap = max(1, math.ceil(settings.max_seconds * FRAME_RATE / frames_per_patch))
+    """Maximum number of generated patches (the stop head usually ends the run earlier).
+
+    "reference": the official rule, bounded by the reference clip. "text": 2 s + ``seconds_per_token`` per
+    text id (the prompt minus its 12 chat-template ids), capped at ``max_seconds``.
+    """
+    cap = max(1, math.ceil(settings.max_seconds * FRAME_RATE / patch))
     if settings.budget == "reference":
         total = max(math.ceil(speech_len / patch), motion_len // patch)
         return max(0, total - prefix_patches + settings.extra_patches)
-    if settings.budget != "text":
-        raise T2AVError(f"budget must be 'text' or 'reference', got {settings.budget!r}")
     n_text = max(1, n_prompt_ids - PROMPT_FRAME_IDS)
     seconds = 2.0 + settings.seconds_per_token * n_text
-    return min(cap, math.ceil(seconds * FRAME_RATE / frames_per_patch))
+    return min(cap, math.ceil(seconds * FRAME_RATE / patch))
 
 
 def _given(x: Tensor | None, n_steps: int, P: int, dev, dt) -> Tensor | None:
@@ -251,6 +272,8 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
 
     # ---- prefill
     embeds = model.embed_tokens(ids.to(dev)[None])
+    if s.task_tag == "leading":
+        embeds = torch.cat([model.task_embedding.weight[1].view(1, 1, -1), embeds], dim=1)
     if ref.prefix_tokens is not None:
         embeds = torch.cat([embeds, ref.prefix_tokens], dim=1)
     embeds = embeds.expand(B, -1, -1)

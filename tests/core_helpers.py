@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 TOL = dict(atol=1e-5, rtol=1e-5)  # modules, sampler, backbone (fixture README §6)
@@ -12,3 +13,12 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str, tol: d
     actual = actual.reshape(expected.shape).float()
     err = (actual - expected).abs().max().item() if expected.numel() else 0.0
     assert torch.allclose(actual, expected, **tol), f"{what}: max abs error {err:.3g} exceeds {tol}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """The tiny model is latency-bound: extra intra-op threads only fight over the shared CPU (10x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

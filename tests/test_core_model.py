@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import load_cases
-from core_helpers import assert_close
+from core_helpers import assert_close, single_thread  # noqa: F401  (autouse)
 from t2av_core.model.config import BackboneConfig, TalkerConfig, tiny_config
 from t2av_core.model.qwen3 import Qwen3Model
 from t2av_core.model.talker import TalkerT2AV, load_talker

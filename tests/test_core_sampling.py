@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import load_cases
-from core_helpers import assert_close
+from core_helpers import assert_close, single_thread  # noqa: F401  (autouse)
 from t2av_core.errors import T2AVError
 from t2av_core.model.talker import load_talker
 from t2av_core.sampling import (CFGGuidance, CustomSchedule, EulerSolver, FlowSampler, HeunSolver, MidpointSolver,

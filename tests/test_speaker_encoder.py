@@ -10,11 +10,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import load_cases
+from t2av_core.audio.resample import resample
 from t2av_core.errors import CheckpointError, T2AVError
 from t2av_core.interfaces import SPEAKER_DIM, SpeakerEncoder
 from t2av_core.speaker.encoder import (
-    WavLMEcapa, configs_from_state_dict, load_speaker_encoder, module_key_to_checkpoint, released_configs,
-    talker_speaker_input, talker_speech_frames)
+    WavLMEcapa, checkpoint_key_to_module, configs_from_state_dict, load_speaker_encoder, module_key_to_checkpoint,
+    released_configs, talker_speaker_input, talker_speech_frames)
 
 EMB_TOL = dict(atol=1e-4, rtol=1e-4)
 WAVLM_TOL = dict(atol=3e-5, rtol=3e-5)
@@ -72,6 +73,15 @@ def test_talker_input_path(encoder, cases, name):
     torch.testing.assert_close(encoder.embed(spk_input), expected["embedding"][0], **EMB_TOL)
 
 
+@pytest.mark.parametrize("name", ["t24a", "t24trap"])
+def test_talker_path_from_24k_reference(encoder, cases, name):
+    # The whole official path: infer.py's Resample(24000, 16000), then the Talker cut, then the encoder.
+    inputs, expected, _ = cases[f"speaker.talker_path.{name}"]
+    wave16k = resample(inputs["wave_24k"][0], 24000, 16000, path="transform")
+    torch.testing.assert_close(wave16k, expected["wave_16k"][0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(encoder.embed(talker_speaker_input(wave16k)), expected["embedding"][0], **EMB_TOL)
+
+
 def test_float_frame_count_trap():
     # The reference's int(n16 / 16000 * 25) drops a frame at 18,560 samples and 36 other exact multiples of 640.
     assert talker_speech_frames(18560) == 28 and 18560 // 640 == 29
@@ -106,6 +116,7 @@ def test_released_size_keys_and_shapes_match_inventory(folder):
     got = {module_key_to_checkpoint(k): tuple(v.shape) for k, v in sd.items()}
     assert len(expected) == 710
     assert got == expected
+    assert all(checkpoint_key_to_module(module_key_to_checkpoint(k)) == k for k in sd)
     dtypes = {e["key"]: e["dtype"] for e in inventory}
     assert all(str(sd[k].dtype).removeprefix("torch.") == dtypes[module_key_to_checkpoint(k)] for k in sd)
     assert configs_from_state_dict(sd) == released_configs()
@@ -123,6 +134,8 @@ def test_dtype_and_device_arguments(folder, cases):
 def test_bfloat16_agrees_statistically_with_the_fp32_reference(folder, cases):
     # The official GPU path runs under bf16 autocast; only close agreement is expected there.
     enc = load_speaker_encoder(folder / "speaker_tiny.safetensors", dtype=torch.bfloat16)
+    assert enc.net.wavlm.post_extract_proj.weight.dtype == torch.bfloat16
+    assert enc.net.head.linear.weight.dtype == torch.float32  # the pooled std cancels badly in 16 bits
     for wave in ["w1200", "w4000"]:
         inputs, expected, _ = cases[f"speaker.embed.{wave}"]
         emb = enc.embed(inputs["wave"][0])
@@ -201,6 +214,7 @@ def test_missing_and_corrupt_files(tmp_path):
     (torch.zeros(0), "empty"),
     (torch.full((16000,), 1e-6), "silent"),
     (torch.zeros(16000), "silent"),
+    (torch.full((16000,), 0.3), "silent"),
     (torch.randn(2, 16000), "mono"),
     (torch.randint(-100, 100, (16000,), dtype=torch.int16), "float"),
     (torch.tensor([0.1, float("nan")] * 8000), "NaN"),

@@ -15,7 +15,7 @@ attention heads, which shapes do not reveal (see :meth:`WhisperXVAEConfig.from_s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -173,6 +173,7 @@ class WhisperXVAE(nn.Module):
             reach = math.ceil(reach / rate) + 2
         return reach + 3  # first k7 conv at the latent rate
 
+    @torch.no_grad()
     def decode_chunked(self, latents: torch.Tensor, chunk_frames: int = 250, context_frames: int | None = None,
                        progress: ProgressFn | None = None) -> torch.Tensor:
         """Same as :meth:`decode` but decodes ``chunk_frames`` at a time with ``context_frames`` of overlap
@@ -264,12 +265,13 @@ def build_audio_vae(sd: dict[str, torch.Tensor], cfg: WhisperXVAEConfig | None =
     if cfg.whisper_width % cfg.whisper_heads:
         raise CheckpointError(f"Whisper width {cfg.whisper_width} is not divisible by {cfg.whisper_heads} heads")
     check_audio_vae_keys(sd, cfg)
-    model = WhisperXVAE(cfg)
+    with torch.device("meta"):  # no throw-away random init: the loaded tensors become the parameters
+        model = WhisperXVAE(cfg)
     try:
-        model.load_state_dict({k: v.float() for k, v in fold_weight_norm(sd).items()}, strict=True)
+        model.load_state_dict({k: v.float() for k, v in fold_weight_norm(sd).items()}, strict=True, assign=True)
     except RuntimeError as e:  # shape mismatches
         raise CheckpointError(f"audio VAE weights have unexpected shapes: {e}") from e
-    return model.eval()
+    return model.eval().requires_grad_(False)
 
 
 @dataclass
@@ -279,7 +281,6 @@ class ReferenceAudio:
     audio_16k: torch.Tensor  # (N16,) at most 30 s, for the Whisper log-mel
     audio_24k: torch.Tensor  # (N24,) at most 30 s, for the acoustic encoder
     speech_len: int  # latent frames to encode
-    extras: dict = field(default_factory=dict)
 
 
 def speech_frames(n16: int) -> int:

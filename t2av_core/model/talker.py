@@ -132,7 +132,7 @@ def check_state_dict(model: nn.Module, sd: dict[str, Tensor], source: str = "che
 
 def build_from_state_dict(sd: dict[str, Tensor], cfg: TalkerConfig | None = None, device="cpu",
                           dtype: torch.dtype = torch.float32, source: str = "checkpoint") -> TalkerT2AV:
-    """Build on the meta device (no random init), check strictly, then adopt the file's tensors."""
+    """Build on the meta device (no random init), check strictly, then adopt the tensors (``sd`` is consumed)."""
     cfg = cfg or TalkerConfig.from_state_dict(sd)
     with torch.device("meta"):
         model = TalkerT2AV(cfg)
@@ -142,7 +142,8 @@ def build_from_state_dict(sd: dict[str, Tensor], cfg: TalkerConfig | None = None
     for k, v in sd.items():
         if not v.is_floating_point():
             raise CheckpointError(f"{source}: tensor {k} has dtype {v.dtype}, expected a floating-point tensor")
-    model.load_state_dict({k: v.to(device=device, dtype=dtype) for k, v in sd.items()}, assign=True)
+    # convert one tensor at a time and drop the source, so peak memory stays near one copy of the model
+    model.load_state_dict({k: sd.pop(k).to(device=device, dtype=dtype) for k in list(sd)}, assign=True)
     model.llm.model.rotary.reset_buffers(device)
     return model.eval().requires_grad_(False)
 

@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from .guidance import CFGGuidance
-from .noise import NoiseSource
 from .schedules import SwaySchedule
 from .solvers import EulerSolver
 
@@ -43,8 +42,3 @@ class FlowSampler:
             return self.guidance.combine(out[:b], out[b:])
 
         return self.solver.solve(velocity, noise.to(mu.dtype) * self.temperature, grid)
-
-    def sample_from(self, estimator, mu: Tensor, cond: Tensor, global_cond: Tensor, noise_source: NoiseSource,
-                    channels: int, patch: int) -> Tensor:
-        noise = noise_source.draw((mu.shape[0], channels, patch), mu.device, mu.dtype)
-        return self.sample(estimator, mu, cond, global_cond, noise)

@@ -1,0 +1,4 @@
+"""The voice encoder of Talker-T2AV: WavLM-Large + ECAPA-TDNN, 16 kHz mono wave -> 256-d embedding."""
+
+from t2av_core.speaker.encoder import (  # noqa: F401
+    WavLMSpeakerEncoder, load_speaker_encoder, talker_speaker_input, talker_speech_frames)

@@ -8,15 +8,15 @@ Sizes are read from the tensor shapes, so the same code loads the released model
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file
 
+from t2av_core.checkpoint_io import load_state_dict_file
 from t2av_core.errors import CheckpointError, T2AVError
+from t2av_core.interfaces import FRAME_RATE
 from t2av_core.speaker.ecapa import EcapaConfig, EcapaTdnn
 from t2av_core.speaker.wavlm import CONV_KERNELS, HOP, RECEPTIVE_FIELD, WavLM, WavLMConfig
 
@@ -24,42 +24,41 @@ SAMPLE_RATE = 16000
 MIN_SAMPLES = RECEPTIVE_FIELD + HOP  # two WavLM frames: the instance norm needs more than one
 MAX_SAMPLES = 30 * SAMPLE_RATE  # Talker never feeds more (and attention is quadratic in length)
 SILENCE_PEAK = 1e-4  # about -80 dBFS
-SAMPLES_PER_FRAME = SAMPLE_RATE // 25  # one 40 ms Talker frame at 16 kHz
-MAX_FRAMES = 750  # 30 s at 25 Hz
+SAMPLES_PER_FRAME = SAMPLE_RATE // FRAME_RATE  # one 40 ms Talker frame at 16 kHz
+MAX_FRAMES = 30 * FRAME_RATE
 
 # Keys that exist only for training and are ignored at inference.
 _TRAINING_ONLY_PREFIX = "loss_calculator."
 
-# (checkpoint name, module name) prefix pairs; the first that matches wins. The head keys sit at top level.
-_KEY_RULES = [
-    (r"feature_extract\.model\.feature_extractor\.conv_layers\.(\d+)\.0\.",
-     r"wavlm.feature_extractor.conv_layers.\1.conv."),
-    (r"feature_extract\.model\.feature_extractor\.conv_layers\.(\d+)\.2\.1\.",
-     r"wavlm.feature_extractor.conv_layers.\1.norm."),
-    (r"feature_extract\.model\.encoder\.pos_conv\.0\.", "wavlm.encoder.pos_conv."),
-    (r"feature_extract\.model\.", "wavlm."),
-    (r"", "head."),
+# (checkpoint prefix, module prefix) pairs, "{i}" standing for a block index; the first match wins, in
+# both directions. Only the reference's anonymous Sequential indices are renamed; the head keeps its names.
+_KEY_PREFIXES = [
+    ("feature_extract.model.feature_extractor.conv_layers.{i}.0.", "wavlm.feature_extractor.conv_layers.{i}.conv."),
+    ("feature_extract.model.feature_extractor.conv_layers.{i}.2.1.", "wavlm.feature_extractor.conv_layers.{i}.norm."),
+    ("feature_extract.model.encoder.pos_conv.0.", "wavlm.encoder.pos_conv."),
+    ("feature_extract.model.", "wavlm."),
+    ("", "head."),
 ]
+
+
+def _rename(key: str, source: int) -> str:
+    for pair in _KEY_PREFIXES:
+        pattern = re.escape(pair[source]).replace(re.escape("{i}"), r"(\d+)")
+        match = re.match(pattern, key)
+        if match:
+            index = match.group(1) if match.groups() else ""
+            return pair[1 - source].replace("{i}", index) + key[match.end():]
+    return key  # not reached: the last pair matches every key in one direction
 
 
 def checkpoint_key_to_module(key: str) -> str:
     """Released checkpoint key -> this module's state-dict key."""
-    for pattern, repl in _KEY_RULES:
-        if re.match(pattern, key):
-            return re.sub("^" + pattern, repl, key, count=1)
-    raise AssertionError("unreachable: the last rule matches everything")
+    return _rename(key, source=0)
 
 
 def module_key_to_checkpoint(key: str) -> str:
-    """This module's state-dict key -> released checkpoint key (inverse of the rules above)."""
-    if key.startswith("head."):
-        return key[len("head."):]
-    key = re.sub(r"^wavlm\.feature_extractor\.conv_layers\.(\d+)\.conv\.",
-                 r"feature_extract.model.feature_extractor.conv_layers.\1.0.", key)
-    key = re.sub(r"^wavlm\.feature_extractor\.conv_layers\.(\d+)\.norm\.",
-                 r"feature_extract.model.feature_extractor.conv_layers.\1.2.1.", key)
-    key = re.sub(r"^wavlm\.encoder\.pos_conv\.", "feature_extract.model.encoder.pos_conv.0.", key)
-    return re.sub(r"^wavlm\.", "feature_extract.model.", key)
+    """This module's state-dict key -> released checkpoint key."""
+    return _rename(key, source=1)
 
 
 class WavLMEcapa(nn.Module):
@@ -71,7 +70,8 @@ class WavLMEcapa(nn.Module):
         self.head = EcapaTdnn(ecapa_cfg)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.head(self.wavlm(wave))
+        hidden = self.wavlm(wave)
+        return self.head(hidden.to(self.head.feature_weight.dtype))
 
 
 def released_configs() -> tuple[WavLMConfig, EcapaConfig]:
@@ -122,20 +122,7 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"speaker encoder checkpoint not found: {path} "
                               "(expected wavlm_large_finetune.pth or a .safetensors conversion of it)")
-    try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(f"refused to load {path}: it contains pickled objects other than tensors, "
-                              f"which are never executed ({str(e).splitlines()[0]})") from None
-    except Exception as e:  # corrupt or truncated files surface as many error types
-        raise CheckpointError(f"could not read speaker checkpoint {path}: {e}") from None
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]  # the released {"model": state_dict} form
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{path} is not a state dict of tensors (nor {{'model': state_dict}})")
-    return obj
+    return load_state_dict_file(path)  # also unwraps the released {"model": state_dict}
 
 
 def _match_state_dict(model: nn.Module, sd: dict[str, torch.Tensor], path: Path) -> None:
@@ -164,7 +151,11 @@ def load_speaker_encoder(path: str | Path, device: str | torch.device = "cpu",
         net = WavLMEcapa(wavlm_cfg, ecapa_cfg)
     _match_state_dict(net, sd, path)
     net.load_state_dict(sd, strict=True, assign=True)
-    net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    net = net.to(device=device).eval().requires_grad_(False)
+    net.wavlm.to(dtype=dtype)
+    # The head is small (8M parameters) and its pooled std is E[x^2] - E[x]^2, which cancels badly in
+    # 16-bit floats, so it stays at least fp32 (the reference's autocast also runs these reductions in fp32).
+    net.head.to(dtype=torch.promote_types(dtype, torch.float32))
     return WavLMSpeakerEncoder(net)
 
 
@@ -182,8 +173,9 @@ def check_voice(wave: torch.Tensor, what: str = "reference audio") -> torch.Tens
     wave = wave.float()
     if not torch.isfinite(wave).all():
         raise T2AVError(f"{what} contains NaN or infinite samples")
-    if wave.abs().max() < SILENCE_PEAK:
-        raise T2AVError(f"{what} is silent (peak below {SILENCE_PEAK}): give a clip in which the voice is audible")
+    if (wave - wave.mean()).abs().max() < SILENCE_PEAK:  # a DC offset alone is silence too
+        raise T2AVError(f"{what} is silent (its peak around the mean is below {SILENCE_PEAK}): "
+                        "give a clip in which the voice is audible")
     return wave
 
 
@@ -193,7 +185,7 @@ def talker_speech_frames(n16: int) -> int:
     The reference computes ``int(n16 / 16000 * 25)`` in double precision, which for some lengths (e.g.
     18,560 samples: 28.999999999999996) is one less than ``n16 // 640``. Kept on purpose for parity.
     """
-    return max(1, min(int(min(n16, MAX_SAMPLES) / SAMPLE_RATE * 25), MAX_FRAMES))
+    return max(1, min(int(min(n16, MAX_SAMPLES) / SAMPLE_RATE * FRAME_RATE), MAX_FRAMES))
 
 
 def talker_speaker_input(wave16k: torch.Tensor) -> torch.Tensor:

@@ -58,19 +58,25 @@ def gelu_fp32(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x.float()).type_as(x)
 
 
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm over the last axis, computed in fp32 whatever the model dtype (as autocast does)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(),
+                            self.eps).type_as(x)
+
+
 class ConvBlock(nn.Module):
-    """Conv1d (no bias) -> LayerNorm over channels (in fp32) -> GELU."""
+    """Conv1d (no bias) -> LayerNorm over channels -> GELU."""
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int):
         super().__init__()
         self.conv = nn.Conv1d(in_dim, out_dim, kernel, stride=stride, bias=False)
-        self.norm = nn.LayerNorm(out_dim)
+        self.norm = LayerNorm(out_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, T) -> (B, C_out, T')
-        x = self.conv(x)
-        y = F.layer_norm(x.transpose(1, 2).float(), self.norm.normalized_shape,
-                         self.norm.weight.float(), self.norm.bias.float(), self.norm.eps)
-        return F.gelu(y.type_as(x).transpose(1, 2))
+        x = self.norm(self.conv(x).transpose(1, 2)).transpose(1, 2)
+        return F.gelu(x)
 
 
 class ConvFeatureExtractor(nn.Module):
@@ -104,8 +110,8 @@ class PositionalConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, E) -> (B, T, E)
         T = x.shape[1]
-        v = self.weight_v
-        weight = v * (self.weight_g / v.norm(dim=(0, 1), keepdim=True))
+        v = self.weight_v.float()  # the norm over E * E / groups values is computed in fp32
+        weight = (v * (self.weight_g.float() / v.norm(dim=(0, 1), keepdim=True))).to(x.dtype)
         y = F.conv1d(x.transpose(1, 2), weight, self.bias, padding=self.kernel // 2, groups=self.groups)
         # An even kernel with padding K/2 yields one frame too many: the reference drops the last one.
         y = y[:, :, :T]
@@ -176,10 +182,10 @@ class EncoderLayer(nn.Module):
     def __init__(self, cfg: WavLMConfig, has_bias_table: bool):
         super().__init__()
         self.self_attn = SelfAttention(cfg, has_bias_table)
-        self.self_attn_layer_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.self_attn_layer_norm = LayerNorm(cfg.dim, eps=cfg.norm_eps)
         self.fc1 = nn.Linear(cfg.dim, cfg.ffn_dim)
         self.fc2 = nn.Linear(cfg.ffn_dim, cfg.dim)
-        self.final_layer_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.final_layer_norm = LayerNorm(cfg.dim, eps=cfg.norm_eps)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.self_attn_layer_norm(x), bias)
@@ -191,7 +197,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.pos_conv = PositionalConv(cfg.dim, cfg.pos_conv_kernel, cfg.pos_conv_groups)
         self.layers = nn.ModuleList(EncoderLayer(cfg, has_bias_table=(i == 0)) for i in range(cfg.n_layers))
-        self.layer_norm = nn.LayerNorm(cfg.dim, eps=cfg.norm_eps)
+        self.layer_norm = LayerNorm(cfg.dim, eps=cfg.norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, E) -> (L + 1, B, T, E)
         x = x + self.pos_conv(x)
@@ -210,7 +216,7 @@ class WavLM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.feature_extractor = ConvFeatureExtractor(cfg)
-        self.layer_norm = nn.LayerNorm(cfg.conv_dim, eps=cfg.norm_eps)
+        self.layer_norm = LayerNorm(cfg.conv_dim, eps=cfg.norm_eps)
         self.post_extract_proj = nn.Linear(cfg.conv_dim, cfg.dim)
         self.encoder = Encoder(cfg)
         # Training-time mask embedding: stored in the checkpoint, never used at inference.

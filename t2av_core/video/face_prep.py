@@ -12,7 +12,7 @@ its integer / float32 arithmetic, because the first frame of every video depends
   point (most output pixels copy one source pixel, only those straddling a source boundary blend two).
 
 Inputs of any size are accepted, as (H, W) greyscale, (H, W, 1), (H, W, 3) RGB or (H, W, 4) RGBA, as
-float in 0..1 or uint8. Floats are quantised to 8 bits with round(x * 255) first, as the official code only
+float in 0..1 or 8-bit integers (0..255). Floats are quantised to 8 bits with round(x * 255) first, as the official code only
 ever sees 8-bit frames. RGBA is composited over a white background (the usual look of a transparent
 portrait) before quantisation.
 """
@@ -34,7 +34,7 @@ def to_rgb_u8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """Any supported image (see module doc) -> contiguous uint8 array (H, W, 3), RGB."""
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu()
-        image = image.float().numpy() if image.dtype != torch.uint8 else image.numpy()
+        image = image.float().numpy() if image.is_floating_point() else image.numpy()
     arr = np.asarray(image)
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -42,6 +42,10 @@ def to_rgb_u8(image: torch.Tensor | np.ndarray) -> np.ndarray:
         raise T2AVError(f"expected an image shaped (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise T2AVError(f"the image is empty ({arr.shape[0]}x{arr.shape[1]} pixels)")
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.uint8:
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise T2AVError(f"integer images must hold 8-bit values 0..255, got [{arr.min()}, {arr.max()}]")
+        arr = arr.astype(np.uint8)
     if arr.dtype == np.uint8:
         if arr.shape[2] == 4:  # composite in float, then quantise like a float input
             arr = arr.astype(np.float32) / 255.0

@@ -17,7 +17,10 @@ from torch import nn
 from ..errors import CheckpointError
 from .lia_x_decoder import LEVELS, Decoder, level_prefix
 from .lia_x_encoder import Encoder
-from .lia_x_renderer import LiaXRenderer
+from .lia_x_renderer import FaceState, LiaXRenderer, frames_to_uint8, raw_to_unit
+
+__all__ = ["LiaX", "LiaXConfig", "LiaXRenderer", "FaceState", "load_lia_x", "build_lia_x", "read_state_dict",
+           "frames_to_uint8", "raw_to_unit"]
 
 # The image size is halved 7 times by the encoder and doubled 7 times by the decoder.
 SIZE_FACTOR = 2 ** LEVELS
@@ -48,12 +51,15 @@ class LiaXConfig:
                                       "(expected the flat state dict of lia-x.pt)")
             return sd[key].shape
 
-        style_dim, motion_dim = shape("dec.direction.weight")
-        enc = [shape("enc.enc_2r.block1.0.weight")[0]]
-        enc += [shape(f"enc.enc_2r.block{i}.0.conv1.0.weight")[0] for i in range(2, 8)]
-        dec = [shape(f"dec.conv{level_prefix(level)}_1.conv.weight")[1] for level in range(1, LEVELS + 1)]
-        input_size = shape("dec.input.input")[-1]
-        final_kernel = shape("enc.enc_2r.block8.weight")[-1]
+        try:
+            style_dim, motion_dim = shape("dec.direction.weight")
+            enc = [shape("enc.enc_2r.block1.0.weight")[0]]
+            enc += [shape(f"enc.enc_2r.block{i}.0.conv1.0.weight")[0] for i in range(2, 8)]
+            dec = [shape(f"dec.conv{level_prefix(level)}_1.conv.weight")[1] for level in range(1, LEVELS + 1)]
+            input_size = shape("dec.input.input")[-1]
+            final_kernel = shape("enc.enc_2r.block8.weight")[-1]
+        except (ValueError, IndexError) as e:  # a key with too few dimensions
+            raise CheckpointError(f"not a LIA-X checkpoint: unexpected tensor ranks ({e})") from e
         if final_kernel != input_size:
             raise CheckpointError(f"inconsistent LIA-X checkpoint: the encoder ends at {final_kernel}x{final_kernel} "
                                   f"but the decoder starts at {input_size}x{input_size}")
@@ -136,6 +142,10 @@ def build_lia_x(sd: dict[str, torch.Tensor], device="cpu", dtype: torch.dtype = 
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
-def load_lia_x(path: str | os.PathLike, device="cpu", dtype: torch.dtype = torch.float32) -> LiaXRenderer:
-    """Load ``lia-x.pt`` (or a safetensors file with the same keys) as a ``MotionRenderer``."""
-    return LiaXRenderer(build_lia_x(read_state_dict(path), device, dtype))
+def load_lia_x(path: str | os.PathLike, device="cpu", dtype: torch.dtype = torch.float32,
+               allow_tf32: bool = False) -> LiaXRenderer:
+    """Load ``lia-x.pt`` (or a safetensors file with the same keys) as a ``MotionRenderer``.
+
+    ``allow_tf32`` (CUDA, float32 only): faster, but no longer the official fp32 numerics.
+    """
+    return LiaXRenderer(build_lia_x(read_state_dict(path), device, dtype), allow_tf32=allow_tf32)

@@ -74,12 +74,12 @@ class ModulatedConv2d(nn.Module):
                  upsample: bool = False):
         super().__init__()
         self.in_ch, self.out_ch, self.kernel = in_ch, out_ch, kernel
+        self.demodulate, self.upsample = demodulate, upsample
+        if upsample:  # registered first to keep the checkpoint's key order
+            self.blur = Blur((1, 1), gain=4.0)
         self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel, kernel))
         self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
         self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)
-        self.demodulate, self.upsample = demodulate, upsample
-        if upsample:
-            self.blur = Blur((1, 1), gain=4.0)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape

@@ -12,6 +12,7 @@ Output conversion, as in the official code: the image is clamped to [-1, 1] and 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
@@ -43,16 +44,38 @@ def frames_to_uint8(frames: torch.Tensor) -> torch.Tensor:
     return (frames * 255).to(torch.uint8)
 
 
+@contextmanager
+def _tf32(device: torch.device, allowed: bool):
+    """Set whether CUDA convs/matmuls may use TF32 for the duration of one model call.
+
+    cuDNN convs use TF32 by default on recent NVIDIA GPUs, which moves each conv by ~1e-3 relative; the
+    official renders are plain fp32 (cuDNN is switched off there), so parity needs TF32 off.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allowed
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def _check_batch_size(batch_size: int) -> None:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise T2AVError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 class LiaXRenderer:
-    """Implements ``t2av_core.interfaces.MotionRenderer`` around a loaded ``LiaX`` network."""
+    """Implements ``t2av_core.interfaces.MotionRenderer`` around a loaded ``LiaX`` network.
 
-    def __init__(self, model: "LiaX"):
+    ``allow_tf32=True`` trades the official fp32 numerics for speed on recent NVIDIA GPUs (float32 models only).
+    """
+
+    def __init__(self, model: "LiaX", allow_tf32: bool = False):
         self.model = model
+        self.allow_tf32 = allow_tf32
         self.image_size = model.cfg.image_size
         self.motion_dim = model.cfg.motion_dim
 
@@ -71,7 +94,8 @@ class LiaXRenderer:
     def prepare_face(self, image: torch.Tensor) -> FaceState:
         """Reference image (H, W, 3) float 0..1 (or uint8, greyscale, RGBA; any size) -> FaceState."""
         x = self._model_input(image)
-        z, feats = self.model.encode_identity(x)
+        with _tf32(self.device, self.allow_tf32):
+            z, feats = self.model.encode_identity(x)
         return FaceState(image=x, z=z, feats=feats)
 
     @torch.inference_mode()
@@ -87,7 +111,8 @@ class LiaXRenderer:
         codes = []
         for start in range(0, frames.shape[0], batch_size):
             x = torch.cat([self._model_input(f) for f in frames[start:start + batch_size]])
-            codes.append(self.model.encode_motion(x).float().cpu())
+            with _tf32(self.device, self.allow_tf32):
+                codes.append(self.model.encode_motion(x).float().cpu())
         if not codes:
             return torch.zeros(0, self.motion_dim)
         return torch.cat(codes)
@@ -105,23 +130,31 @@ class LiaXRenderer:
                     progress: ProgressFn | None = None, uint8: bool = False) -> Iterator[torch.Tensor]:
         """Yield consecutive chunks of up to ``batch_size`` frames, (n, R, R, 3) on the CPU, as they are
         rendered: float32 0..1, or the official uint8 bytes with ``uint8=True``. Nothing is kept, so
-        memory does not grow with T. ``progress(done, total)`` runs after each chunk."""
+        memory does not grow with T. ``progress(done, total)`` runs as each chunk is ready."""
         _check_batch_size(batch_size)
         self._check_motion(face, motion_raw)
         total = motion_raw.shape[0]
         # All offsets at once, in float32, as the official code does; the basis is computed once here.
-        offsets = self.model.motion_offset(motion_raw.to(self.device, torch.float32))
+        device = self.device
+        with _tf32(device, self.allow_tf32):
+            offsets = self.model.motion_offset(motion_raw.to(device, torch.float32))
         z = face.z.float()
         for start in range(0, total, batch_size):
             style = (z + offsets[start:start + batch_size]).to(self.dtype)
-            frames = raw_to_unit(self.model.decode(style, face.feats)).cpu()
-            yield frames_to_uint8(frames) if uint8 else frames
-            if progress is not None:
+            with _tf32(device, self.allow_tf32):
+                frames = raw_to_unit(self.model.decode(style, face.feats))
+            chunk = (frames_to_uint8(frames) if uint8 else frames).cpu()
+            if progress is not None:  # may raise to cancel
                 progress(min(start + batch_size, total), total)
+            yield chunk
 
     def render(self, face: FaceState, motion_raw: torch.Tensor, batch_size: int = 8,
                progress: ProgressFn | None = None) -> torch.Tensor:
-        """Raw motion (T, 40) -> frames (T, R, R, 3) float32 in 0..1 (one preallocated output tensor)."""
+        """Raw motion (T, 40) -> frames (T, R, R, 3) float32 in 0..1, in one preallocated tensor.
+
+        That tensor alone is T * R * R * 12 bytes (9.4 GB for 60 s at 512x512); stream long videos
+        with ``render_iter`` instead.
+        """
         self._check_motion(face, motion_raw)
         out = torch.empty(motion_raw.shape[0], self.image_size, self.image_size, 3)
         done = 0
