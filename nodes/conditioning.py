@@ -24,7 +24,7 @@ class TalkerT2AVTextEncode(io.ComfyNode):
                      io.Int.Output(display_name="prompt_tokens", tooltip="Length of the prompt in tokens.")])
 
     @classmethod
-    def validate_inputs(cls, text=None, **kwargs):
+    def validate_inputs(cls, text=None):  # only the text: ComfyUI reports the message on each listed input
         if isinstance(text, str) and not text.strip():
             return "the text is empty: type what the speaker should say"
         return True
