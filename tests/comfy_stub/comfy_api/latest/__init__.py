@@ -1,0 +1,12 @@
+"""Stand-in for comfy_api.latest: just enough of the V3 schema objects to define and call the pack's nodes."""
+
+from . import _io as io
+from ._video import InputImpl, Types
+
+
+class ComfyExtension:
+    async def on_load(self):
+        pass
+
+    async def get_node_list(self):
+        raise NotImplementedError

@@ -1,0 +1,281 @@
+"""Loads the node pack the way ComfyUI does and runs single nodes or whole API-format workflows on it.
+
+Also builds what the workflows read: a models/talker_t2av folder holding the tiny parity models under the
+released file names, a byte-level tokenizer whose ids fit the tiny model's 1024-word vocabulary, and
+sample reference media (face picture, voice recording, 30 fps video).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from types import SimpleNamespace
+
+import av
+import numpy as np
+import torch
+
+STUB = Path(__file__).resolve().parent
+REPO = STUB.parents[1]
+if str(STUB) not in sys.path:
+    sys.path.insert(0, str(STUB))
+
+import comfy.samplers  # noqa: E402  (the stand-in)
+import folder_paths  # noqa: E402
+from comfy_api.latest import InputImpl, Types, io  # noqa: E402
+
+PACK_NAME = "talker_t2av_pack"
+FACE, VOICE, VIDEO = "talker_face.png", "talker_voice.wav", "talker_reference.mp4"
+MODEL_FILES = {  # released file name -> parity fixture
+    "model.safetensors": "core/core_tiny.safetensors",
+    "whisperx_vae.ckpt": "codecs/audio_vae/audio_vae_tiny.ckpt",
+    "lia-x.pt": "codecs/lia_x/lia_x_tiny.safetensors",  # re-saved as a flat torch pickle, as lia-x.pt is
+    "wavlm_large_finetune.pth": "codecs/speaker/speaker_tiny.pth",
+}
+
+
+def load_pack():
+    """Import the repository root as a package, as ComfyUI imports custom_nodes/<pack>/__init__.py."""
+    if PACK_NAME in sys.modules:
+        return sys.modules[PACK_NAME]
+    spec = importlib.util.spec_from_file_location(PACK_NAME, REPO / "__init__.py",
+                                                  submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACK_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def pack_nodes() -> dict[str, type]:
+    extension = asyncio.run(load_pack().comfy_entrypoint())
+    return {node.define_schema().node_id: node for node in asyncio.run(extension.get_node_list())}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Files the workflows read
+
+
+def tiny_tokenizer_json() -> str:
+    """A byte-level BPE tokenizer with the Qwen3 chat tokens, every id below 1024."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tokenizer = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(sorted(alphabet))}, merges=[]))
+    tokenizer.normalizer = normalizers.NFC()
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(["<|im_start|>", "<|im_end|>", "<think>", "</think>"])
+    return tokenizer.to_str()
+
+
+def make_models_dir(root: Path, parity: Path) -> Path:
+    """root/talker_t2av/ with the tiny models under the released names; returns root (a models/ folder)."""
+    folder = root / "talker_t2av"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, fixture in MODEL_FILES.items():
+        target = folder / name
+        if target.exists():
+            continue
+        if name.endswith(".pt"):
+            from safetensors.torch import load_file
+            torch.save(load_file(str(parity / fixture)), target)
+        else:
+            target.symlink_to(parity / fixture)
+    (folder / "tokenizer.json").write_text(tiny_tokenizer_json())
+    return root
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    with av.open(str(path), "w", format="image2") as container:
+        stream = container.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "rgb24"
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+
+
+def _face(height: int, width: int, phase: float) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    r = np.clip(0.5 + 0.4 * np.sin(6 * x + phase), 0, 1)
+    g = np.clip(0.5 + 0.4 * np.cos(5 * y - phase), 0, 1)
+    b = np.clip(1.0 - ((x - 0.5) ** 2 + (y - 0.5) ** 2) * 3, 0, 1)
+    return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
+
+
+def make_inputs(folder: Path, voice_seconds: float = 1.3, video_frames: int = 30) -> Path:
+    """A face picture (odd size), stereo 22.05 kHz 'speech', and a 30 fps video with 16 kHz sound."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_png(folder / FACE, _face(90, 70, 0.0))
+    rate, n = 22050, int(voice_seconds * 22050)
+    t = np.arange(n) / rate
+    tone = 0.3 * np.sin(2 * np.pi * (140 + 60 * np.sin(3 * t)) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+    stereo = np.stack([tone, 0.8 * tone]).astype(np.float32)
+    with av.open(str(folder / VOICE), "w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        frame = av.AudioFrame.from_ndarray((stereo * 32767).astype(np.int16).T.reshape(1, -1), format="s16",
+                                           layout="stereo")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    from t2av_core.media.video_io import write_mp4
+    frames = torch.from_numpy(np.stack([_face(64, 64, 0.3 * i) for i in range(video_frames)])).float() / 255
+    sound = torch.from_numpy(np.resize(tone, video_frames * 16000 // 30).astype(np.float32))
+    write_mp4(folder / VIDEO, frames, sound, 16000, Fraction(30))
+    return folder
+
+
+@functools.lru_cache(maxsize=None)
+def environment(parity: Path) -> SimpleNamespace:
+    """One stand-in ComfyUI base folder (models, short sample inputs, output) and the pack's nodes, shared by
+    every test module of a session; the tiny models are loaded once through the loader nodes."""
+    base = Path(tempfile.mkdtemp(prefix="talker_nodes_"))
+    folder_paths.set_base(str(base))
+    make_models_dir(Path(folder_paths.models_dir), parity)
+    make_inputs(base / "input", voice_seconds=0.6, video_frames=8)
+    nodes = pack_nodes()
+    common = {"precision": "auto", "device": "default"}
+    handles = SimpleNamespace(
+        model=load(nodes, "TalkerT2AVModelLoader", file="model.safetensors", tokenizer="tokenizer.json",
+                   **common).args[0],
+        vae=load(nodes, "TalkerT2AVAudioVAELoader", file="whisperx_vae.ckpt", **common).args[0],
+        video=load(nodes, "TalkerT2AVVideoModelLoader", file="lia-x.pt", **common).args[0],
+        speaker=load(nodes, "TalkerT2AVSpeakerEncoderLoader", file="wavlm_large_finetune.pth", **common).args[0])
+    return SimpleNamespace(base=base, nodes=nodes, models=handles)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running nodes
+
+
+def check_inputs(node: type, inputs: dict) -> None:
+    """What ComfyUI checks before running a node: required inputs present, no unknown ones, combo values
+    and number ranges, then the node's own validate_inputs."""
+    schema = node.define_schema()
+    declared = {port.id: port for port in schema.inputs}
+    unknown = set(inputs) - set(declared)
+    assert not unknown, f"{schema.node_id}: unknown inputs {unknown}"
+    for name, port in declared.items():
+        if name not in inputs:
+            assert port.optional, f"{schema.node_id}: required input {name!r} missing"
+            continue
+        value, extra = inputs[name], port.extra
+        if port.io_type == "COMBO":
+            assert value in port.options, f"{schema.node_id}.{name}: {value!r} not in {port.options}"
+        if port.io_type in ("INT", "FLOAT") and isinstance(value, (int, float)):
+            assert extra.get("min", -math.inf) <= value <= extra.get("max", math.inf), f"{name}={value} out of range"
+    verdict = node.validate_inputs(**{k: v for k, v in inputs.items() if isinstance(v, (str, int, float, bool))})
+    if verdict is not True:
+        raise ValueError(f"{schema.node_id}: validation failed: {verdict}")
+
+
+def run_node(node: type, **inputs):
+    check_inputs(node, inputs)
+    return node.execute(**inputs)
+
+
+def _input_path(name: str) -> str:
+    return os.path.join(folder_paths.base_path, "input", name)
+
+
+class LoadImage(io.ComfyNode):  # the core nodes the workflows use, reading with the library's own readers
+    @classmethod
+    def execute(cls, image, **_):
+        from t2av_core.media.image_io import read_image
+        picture = read_image(_input_path(image))[None]
+        return io.NodeOutput(picture, torch.zeros(picture.shape[:3]))
+
+
+def _read_track(path: str):
+    """A file's first audio track as ComfyUI AUDIO at its own rate and channel count (None if it has none)."""
+    from t2av_core.media.audio_io import read_audio
+    with av.open(path) as container:
+        if not container.streams.audio:
+            return None
+        rate = container.streams.audio[0].rate
+    return {"waveform": read_audio(path, rate, mono=False)[None], "sample_rate": rate}
+
+
+class LoadAudio(io.ComfyNode):
+    @classmethod
+    def execute(cls, audio, **_):
+        return io.NodeOutput(_read_track(_input_path(audio)))
+
+
+class LoadVideo(io.ComfyNode):
+    @classmethod
+    def execute(cls, file, **_):
+        from t2av_core.media.video_io import read_video_frames
+        frames, fps = read_video_frames(_input_path(file))
+        parts = Types.VideoComponents(images=frames, frame_rate=Fraction(fps).limit_denominator(1001),
+                                      audio=_read_track(_input_path(file)))
+        return io.NodeOutput(InputImpl.VideoFromComponents(parts))
+
+
+class GetVideoComponents(io.ComfyNode):
+    @classmethod
+    def execute(cls, video, **_):
+        parts = video.get_components()
+        return io.NodeOutput(parts.images, parts.audio, float(parts.frame_rate), 8)
+
+
+class KSamplerSelect(io.ComfyNode):
+    @classmethod
+    def execute(cls, sampler_name, **_):
+        return io.NodeOutput(comfy.samplers.sampler_object(sampler_name))
+
+
+CORE_STANDINS = {"LoadImage": LoadImage, "LoadAudio": LoadAudio, "LoadVideo": LoadVideo,
+                 "GetVideoComponents": GetVideoComponents, "KSamplerSelect": KSamplerSelect}
+
+
+_LOADED: dict[str, object] = {}  # loader outputs reused between workflows, as ComfyUI's cache does
+
+
+def load(nodes: dict[str, type], node_id: str, **inputs):
+    key = json.dumps([node_id, inputs], sort_keys=True)
+    if key not in _LOADED:
+        _LOADED[key] = run_node(nodes[node_id], **inputs)
+    return _LOADED[key]
+
+
+def run_workflow(prompt: dict, nodes: dict[str, type]) -> dict[str, object]:
+    """Execute an API-format prompt (only what output nodes need, each node once); returns node id -> output."""
+    done: dict[str, object] = {}
+
+    def value(node_id: str):
+        if node_id not in done:
+            entry = prompt[node_id]
+            node = nodes.get(entry["class_type"]) or CORE_STANDINS[entry["class_type"]]
+            args = {name: done_output(v) if isinstance(v, list) else v for name, v in entry["inputs"].items()}
+            if entry["class_type"].endswith("Loader"):
+                done[node_id] = load(nodes, entry["class_type"], **args)
+            elif entry["class_type"] in nodes:
+                done[node_id] = run_node(node, **args)
+            else:
+                done[node_id] = node.execute(**args)
+        return done[node_id]
+
+    def done_output(link):
+        return value(str(link[0])).args[link[1]]
+
+    outputs = [nid for nid, entry in prompt.items()
+               if entry["class_type"] in nodes and nodes[entry["class_type"]].define_schema().is_output_node]
+    assert outputs, "the workflow has no output node"
+    for node_id in outputs:
+        value(node_id)
+    return done
+
+
+def load_api_workflow(path: Path) -> dict:
+    data = json.loads(Path(path).read_text())
+    return data["prompt"] if "prompt" in data else data

@@ -1,0 +1,80 @@
+"""t2av_core.pipeline, the host-independent stages behind the nodes and the command line: the parts that need
+no model weights (the stages that do are run by the node and workflow tests on the tiny models)."""
+
+import pytest
+import torch
+
+from t2av_core import pipeline
+from t2av_core.errors import T2AVError
+
+
+def test_precision_choices():
+    assert pipeline.resolve_dtype("auto", "cpu") == torch.float32
+    assert pipeline.resolve_dtype("bf16", "cpu") == torch.bfloat16
+    assert pipeline.resolve_dtype("fp16", "cuda") == torch.float16
+    with pytest.raises(T2AVError, match="precision must be one of"):
+        pipeline.resolve_dtype("int8", "cpu")
+
+
+def test_missing_model_files_are_named(tmp_path):
+    for load in (pipeline.load_talker, pipeline.load_audio_codec, pipeline.load_renderer,
+                 pipeline.load_speaker_encoder, pipeline.load_tokenizer):
+        with pytest.raises(T2AVError, match="not found: .*nothing.pt"):
+            load(tmp_path / "nothing.pt")
+
+
+def test_audio_is_mixed_down_and_bad_audio_refused():
+    stereo = torch.stack([torch.ones(100) * 0.2, torch.ones(100) * 0.4])
+    assert torch.allclose(pipeline.to_mono(stereo[None], 16000), torch.full((100,), 0.3))
+    with pytest.raises(T2AVError, match="silent"):
+        pipeline.to_mono(torch.zeros(100), 16000)
+    with pytest.raises(T2AVError, match="NaN"):
+        pipeline.to_mono(torch.tensor([0.5, float("nan")]), 16000)
+    with pytest.raises(T2AVError, match="sample rate"):
+        pipeline.to_mono(stereo, 0)
+    with pytest.raises(T2AVError, match="audio must be"):
+        pipeline.to_mono(torch.ones(1, 1, 2, 3), 16000)
+
+
+def test_frames_are_picked_at_25_fps():
+    frames = torch.arange(30).float().reshape(30, 1, 1, 1)
+    picked = pipeline.frames_at_25fps(frames, 30.0).reshape(-1).long().tolist()
+    assert len(picked) == 25 and picked[:7] == [0, 1, 2, 3, 4, 6, 7]  # 30 -> 25 fps drops every 6th frame
+    assert pipeline.frames_at_25fps(frames[:5], 12.5).reshape(-1).long().tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    with pytest.raises(T2AVError, match="frame rate"):
+        pipeline.frames_at_25fps(frames, 0)
+
+
+def test_sampler_parts_become_core_settings():
+    settings = pipeline.make_settings(pipeline.SamplerParts(), seed=5, max_seconds=3.0, prefix_seconds=0.5)
+    assert (settings.solver, settings.cfm_steps, settings.cfg_scale, settings.temperature) == ("euler", 10, 2.0, 0.3)
+    assert settings.seed == 5 and settings.prefix_seconds == 0.5 and settings.times is None
+    grid = pipeline.sway_sigmas(4, 0.0)
+    custom = pipeline.make_settings(pipeline.SamplerParts(solver="heun", sigmas=grid), 0, 1.0, 0.0)
+    assert custom.times == (1.0, 0.75, 0.5, 0.25, 0.0)
+    assert torch.equal(custom.sampler().schedule.grid(), grid)
+
+    class HalfStep:  # any object with the core solver interface
+        def solve(self, velocity, x, grid):
+            return x * 0.5
+
+    own = pipeline.make_settings(pipeline.SamplerParts(solver=HalfStep()), 0, 1.0, 0.0).sampler()
+    assert isinstance(own.solver, HalfStep)
+    with pytest.raises(T2AVError, match="unknown solver"):
+        pipeline.make_settings(pipeline.SamplerParts(solver="rk4"), 0, 1.0, 0.0)
+    with pytest.raises(T2AVError, match="solve"):
+        pipeline.make_settings(pipeline.SamplerParts(solver=object()), 0, 1.0, 0.0)
+    with pytest.raises(T2AVError, match="max_seconds"):
+        pipeline.make_settings(pipeline.SamplerParts(), 0, 0.0, 0.0)
+
+
+def test_joined_streams_split_back_and_mux_refuses_empty_video(tmp_path):
+    audio, motion = torch.randn(8, 32), torch.randn(8, 40) * 0.1
+    joined = pipeline.join_av(audio, motion)
+    back_audio, back_motion = pipeline.av_streams(joined)
+    assert torch.equal(back_audio, audio) and torch.allclose(back_motion, motion, atol=1e-6)
+    assert joined.fps == 25 and joined.prefix_frames == 0
+    with pytest.raises(T2AVError, match=r"\(frames, 40\)"):
+        pipeline.join_av(audio, torch.randn(8, 32))
+    with pytest.raises(T2AVError, match="non-empty"):
+        pipeline.mux(tmp_path / "x.mp4", torch.zeros(0, 8, 8, 3), None, None)
