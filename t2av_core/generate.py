@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -39,7 +40,7 @@ class GenerationSettings:
     cfg_scale: float = 2.0
     sway: float = 1.0
     zero_star: bool = True
-    solver: str = "euler"  # "euler" (reference) | "heun" | "midpoint"
+    solver: Any = "euler"  # "euler" (reference) | "heun" | "midpoint", or an object with solve(velocity, x, grid)
     times: tuple[float, ...] | None = None  # custom descending time grid (e.g. ComfyUI sigmas); overrides steps/sway
     # reference prefix: the first seconds of reference audio + motion teacher-forced as a continuation
     prefix_seconds: float = 0.5
@@ -62,7 +63,12 @@ class GenerationSettings:
     seed: int | None = 0
 
     def __post_init__(self):
+        named = isinstance(self.solver, str)
         checks = [
+            (not named or self.solver in SOLVERS,
+             f"unknown solver {self.solver!r}; choose one of {sorted(SOLVERS)}"),
+            (named or callable(getattr(self.solver, "solve", None)),
+             f"a solver needs a solve(velocity, x, grid) method; got {type(self.solver).__name__}"),
             (self.cfm_steps >= 1, f"cfm_steps must be >= 1, got {self.cfm_steps}"),
             (self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}"),
             (self.cfg_scale >= 0, f"cfg_scale must be >= 0, got {self.cfg_scale}"),
@@ -78,10 +84,9 @@ class GenerationSettings:
                 raise T2AVError(message)
 
     def sampler(self) -> FlowSampler:
-        if self.solver not in SOLVERS:
-            raise T2AVError(f"unknown solver {self.solver!r}; choose one of {sorted(SOLVERS)}")
+        solver = SOLVERS[self.solver]() if isinstance(self.solver, str) else self.solver
         schedule = CustomSchedule(self.times) if self.times is not None else SwaySchedule(self.cfm_steps, self.sway)
-        return FlowSampler(schedule, CFGGuidance(self.cfg_scale, self.zero_star), SOLVERS[self.solver](),
+        return FlowSampler(schedule, CFGGuidance(self.cfg_scale, self.zero_star), solver,
                            self.temperature)
 
 

@@ -28,13 +28,14 @@ import torch
 
 from .errors import T2AVError
 from .generate import AVLatents, GenerationSettings, generate_av
+from .sampling import SOLVERS as CORE_SOLVERS
 from .interfaces import (AUDIO_LATENT_DIM, FRAME_RATE, MOTION_LATENT_DIM, SPEAKER_DIM, AudioCodec,
                          MotionRenderer, ProgressFn, SpeakerEncoder)
 from .motion_stats import motion_stats, normalize_motion
 
 PATCH_FRAMES = 4            # one backbone position carries 4 frames of each stream
 MAX_REFERENCE_FRAMES = 750  # the released recipe reads at most 30 s of reference audio / motion
-SOLVERS = ("euler", "heun", "midpoint")  # the core flow solvers, by name
+SOLVERS = tuple(CORE_SOLVERS)  # the core flow solvers, by name
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -288,7 +289,6 @@ def sway_sigmas(steps: int = 10, sway: float = 1.0) -> torch.Tensor:
 def make_settings(parts: SamplerParts, seed: int, max_seconds: float, prefix_seconds: float):
     """Core GenerationSettings for one run. Noise comes from a CPU generator seeded with ``seed``, so a seed
     gives the same result on any device."""
-    from .sampling import CFGGuidance, CustomSchedule, FlowSampler, SwaySchedule
     if max_seconds <= 0 or prefix_seconds < 0:
         raise T2AVError(f"max_seconds must be positive and prefix_seconds not negative; got {max_seconds}, "
                         f"{prefix_seconds}")
@@ -296,24 +296,7 @@ def make_settings(parts: SamplerParts, seed: int, max_seconds: float, prefix_sec
     common = dict(cfm_steps=parts.steps, sway=parts.sway, times=times, temperature=parts.temperature,
                   cfg_scale=parts.cfg, zero_star=parts.zero_star, prefix_seconds=prefix_seconds,
                   max_seconds=max_seconds, seed=int(seed))
-    if isinstance(parts.solver, str):
-        if parts.solver not in SOLVERS:
-            raise T2AVError(f"unknown solver {parts.solver!r}: use one of {', '.join(SOLVERS)}")
-        return GenerationSettings(solver=parts.solver, **common)
-    if not callable(getattr(parts.solver, "solve", None)):
-        raise T2AVError(f"a solver needs a solve(velocity, x, grid) method; got {type(parts.solver).__name__}")
-    schedule = CustomSchedule(times) if times is not None else SwaySchedule(parts.steps, parts.sway)
-    sampler = FlowSampler(schedule, CFGGuidance(parts.cfg, parts.zero_star), parts.solver, parts.temperature)
-    return _SettingsWithSolver(flow_sampler=sampler, **common)
-
-
-@dataclass
-class _SettingsWithSolver(GenerationSettings):
-    """Settings whose flow sampler uses a solver object (e.g. a ComfyUI sampler) instead of a solver name."""
-    flow_sampler: Any = None
-
-    def sampler(self):
-        return self.flow_sampler
+    return GenerationSettings(solver=parts.solver, **common)
 
 
 def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondition, parts: SamplerParts,

@@ -213,7 +213,10 @@ class WavLMSpeakerEncoder:
 
     def __init__(self, net: WavLMEcapa):
         self.net = net
-        self.device = next(net.parameters()).device
+
+    @property
+    def device(self) -> torch.device:  # read each call: ComfyUI may move the weights between devices
+        return next(self.net.parameters()).device
 
     @torch.no_grad()
     def embed(self, wave: torch.Tensor) -> torch.Tensor:
