@@ -240,10 +240,8 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
     ref = _prepare_reference(model, voice, face_motion, ref_audio_latents, s)
     given_audio = _check_matrix(given_audio, cfg.speech_dim, "given_audio (audio latents)")
     given_motion = _check_matrix(given_motion, cfg.motion_dim, "given_motion (raw motion codes)")
-    if given_motion is not None:
+    if given_motion is not None:  # not bf16-rounded: that quirk belongs to the reference-file path only
         given_motion = normalize_motion(given_motion)
-        if s.round_reference_bf16:
-            given_motion = given_motion.to(torch.bfloat16).float()
     driven = given_audio if given_audio is not None else given_motion
     if driven is not None:  # the given stream fixes the length; the stop head is not consulted
         budget = math.ceil(driven.shape[0] / P)

@@ -1,0 +1,123 @@
+"""Encoder nodes: text, voice, face, reference motion and given audio, each a call into t2av_core.pipeline."""
+
+from __future__ import annotations
+
+from t2av_core import pipeline
+
+from . import host
+from .host import io
+from .types import (CATEGORY, AudioLatent, AudioVAE, Conditioning, Face, Motion, SpeakerModel, TalkerModel,
+                    VideoModel, Voice)
+
+
+def _audio_parts(audio) -> tuple:
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise ValueError("expected a ComfyUI AUDIO (a dict with 'waveform' and 'sample_rate')")
+    return audio["waveform"], int(audio["sample_rate"])
+
+
+class TalkerT2AVTextEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVTextEncode", display_name="Talker-T2AV Text Encode", category=f"{CATEGORY}/conditioning",
+            description="Turns the words to speak into the prompt the generator reads (Qwen3 chat layout).",
+            inputs=[TalkerModel.Input("model"),
+                    io.String.Input("text", multiline=True, default="Hello! It is nice to meet you.",
+                                    tooltip="What the person says. Any language the Qwen3 tokenizer knows.")],
+            outputs=[Conditioning.Output(display_name="conditioning"),
+                     io.Int.Output(display_name="prompt_tokens", tooltip="Length of the prompt in tokens.")])
+
+    @classmethod
+    def validate_inputs(cls, text=None, **kwargs):
+        if isinstance(text, str) and not text.strip():
+            return "the text is empty: type what the speaker should say"
+        return True
+
+    @classmethod
+    def execute(cls, model, text) -> io.NodeOutput:
+        condition = pipeline.encode_text(model.tokenizer, text)
+        return io.NodeOutput(condition, int(condition.prompt_ids.numel()))
+
+
+class TalkerT2AVVoiceEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVVoiceEncode", display_name="Talker-T2AV Voice Reference", category=f"{CATEGORY}/conditioning",
+            description="A recording of the voice to clone (at most 30 s are used) -> speaker embedding. With the audio "
+                        "VAE connected it also keeps the clip's audio latents, which a continuation prefix needs.",
+            inputs=[SpeakerModel.Input("speaker_encoder"),
+                    io.Audio.Input("audio", tooltip="Reference speech; stereo is averaged, any sample rate."),
+                    AudioVAE.Input("audio_vae", optional=True,
+                                   tooltip="Connect to keep the reference audio latents (needed when prefix_seconds > 0).")],
+            outputs=[Voice.Output(display_name="voice")])
+
+    @classmethod
+    def execute(cls, speaker_encoder, audio, audio_vae=None) -> io.NodeOutput:
+        wave, rate = _audio_parts(audio)
+        codec = host.load_model(audio_vae) if audio_vae is not None else None
+        encoder = host.load_model(speaker_encoder)
+        return io.NodeOutput(pipeline.encode_voice(encoder, codec, wave, rate))
+
+
+class TalkerT2AVFaceEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVFaceEncode", display_name="Talker-T2AV Face Reference", category=f"{CATEGORY}/conditioning",
+            description="A picture of the face to animate (any size, first image of a batch) -> identity and its motion code.",
+            inputs=[VideoModel.Input("video_model"),
+                    io.Image.Input("image", tooltip="A frontal portrait; it is resized to the model's 512x512.")],
+            outputs=[Face.Output(display_name="face")])
+
+    @classmethod
+    def execute(cls, video_model, image) -> io.NodeOutput:
+        return io.NodeOutput(pipeline.encode_face(host.load_model(video_model), image))
+
+
+class TalkerT2AVMotionEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVMotionEncode", display_name="Talker-T2AV Reference Motion", category=f"{CATEGORY}/conditioning",
+            description="Face motion of a reference video at 25 fps (at most 30 s): the prefix of a continuation, or the "
+                        "fixed motion of video dubbing. Connect a VIDEO, or an IMAGE batch with its frame rate.",
+            inputs=[VideoModel.Input("video_model"),
+                    io.Video.Input("video", optional=True, tooltip="A core VIDEO (e.g. from Load Video)."),
+                    io.Image.Input("images", optional=True, tooltip="Frames, used when no video is connected."),
+                    io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.01,
+                                   tooltip="Frame rate of 'images' (ignored for a VIDEO, which knows its own).")],
+            outputs=[Motion.Output(display_name="motion"),
+                     io.Float.Output(display_name="seconds", tooltip="Length of the motion at 25 fps.")])
+
+    @classmethod
+    def execute(cls, video_model, fps, video=None, images=None) -> io.NodeOutput:
+        if video is not None:
+            images, _, fps = host.video_components(video)
+        elif images is None:
+            raise ValueError("connect a reference VIDEO or an IMAGE batch")
+        motion = pipeline.reference_motion(host.load_model(video_model), images, fps,
+                                           progress=host.progress(images.shape[0]))
+        return io.NodeOutput(motion, motion.shape[0] / pipeline.FRAME_RATE)
+
+
+class TalkerT2AVAudioEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVAudioEncode", display_name="Talker-T2AV Audio Encode", category=f"{CATEGORY}/conditioning",
+            description="Speech -> audio latents at 25 fps, for the audio-driven mode (given_audio of the sampler).",
+            inputs=[AudioVAE.Input("audio_vae"), io.Audio.Input("audio")],
+            outputs=[AudioLatent.Output(display_name="audio_latent"),
+                     io.Float.Output(display_name="seconds")])
+
+    @classmethod
+    def execute(cls, audio_vae, audio) -> io.NodeOutput:
+        wave, rate = _audio_parts(audio)
+        latents = pipeline.encode_audio(host.load_model(audio_vae), wave, rate)
+        return io.NodeOutput(latents, latents.shape[0] / pipeline.FRAME_RATE)
+
+
+NODES = [TalkerT2AVTextEncode, TalkerT2AVVoiceEncode, TalkerT2AVFaceEncode, TalkerT2AVMotionEncode,
+         TalkerT2AVAudioEncode]

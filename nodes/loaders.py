@@ -1,0 +1,110 @@
+"""Loader nodes: one per model file, each model wrapped in a ModelPatcher for ComfyUI's memory manager."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from t2av_core import pipeline
+
+from . import host
+from .host import io
+from .types import (CATEGORY, DEVICE_TOOLTIP, PRECISION_TOOLTIP, AudioVAE, SpeakerModel, ModelHandle,
+                    TalkerModel, VideoModel)
+
+DEVICES = ["default", "cpu"]
+
+
+def _weights() -> list[str]:
+    return [name for name in host.model_files() if not name.endswith(".json")]
+
+
+def _tokenizers() -> list[str]:
+    return [name for name in host.model_files() if os.path.basename(name) == "tokenizer.json"]
+
+
+def _common_inputs(tooltip: str) -> list:
+    return [io.Combo.Input("file", options=_weights(), tooltip=tooltip),
+            io.Combo.Input("precision", options=list(pipeline.PRECISIONS), default="auto", tooltip=PRECISION_TOOLTIP),
+            io.Combo.Input("device", options=DEVICES, default="default", tooltip=DEVICE_TOOLTIP)]
+
+
+def _load(loader, file: str, precision: str, device: str, side_model: bool):
+    """Build the module on the CPU at the chosen precision, then let ComfyUI move it when it is used."""
+    target = host.compute_device(device)
+    if side_model and precision == "auto":
+        dtype = torch.float32  # the side models are small and their decoders sensitive to rounding
+    else:
+        dtype = pipeline.resolve_dtype(precision, target)
+    model = loader(host.model_path(file), device="cpu", dtype=dtype)
+    module = pipeline.torch_module(model)
+    if module is None:
+        raise TypeError(f"{type(model).__name__} keeps no torch module that ComfyUI could manage")
+    return ModelHandle(model=model, patcher=host.wrap_model(module, target))
+
+
+class TalkerT2AVModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVModelLoader", display_name="Load Talker-T2AV Model", category=f"{CATEGORY}/loaders",
+            description="Loads the Talker-T2AV generator (Qwen3 backbone + audio/motion flow heads) and its tokenizer "
+                        "from models/talker_t2av/. Accepts the released model.safetensors or a converted file.",
+            inputs=[*_common_inputs("Generator weights: the released model.safetensors or a converted .safetensors."),
+                    io.Combo.Input("tokenizer", options=_tokenizers(),
+                                   tooltip="The Qwen3 tokenizer.json (keep tokenizer_config.json beside it).")],
+            outputs=[TalkerModel.Output(display_name="model")])
+
+    @classmethod
+    def execute(cls, file, precision, device, tokenizer) -> io.NodeOutput:
+        handle = _load(pipeline.load_talker, file, precision, device, side_model=False)
+        tokens = pipeline.load_tokenizer(host.model_path(tokenizer))
+        return io.NodeOutput(ModelHandle(model=handle.model, patcher=handle.patcher, tokenizer=tokens))
+
+
+class TalkerT2AVAudioVAELoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVAudioVAELoader", display_name="Load Talker-T2AV Audio VAE", category=f"{CATEGORY}/loaders",
+            description="Loads the WhisperX-VAE (24 kHz speech <-> 32-d latents at 25 fps).",
+            inputs=_common_inputs("The released whisperx-vae model.ckpt or a converted .safetensors."),
+            outputs=[AudioVAE.Output(display_name="audio_vae")])
+
+    @classmethod
+    def execute(cls, file, precision, device) -> io.NodeOutput:
+        return io.NodeOutput(_load(pipeline.load_audio_codec, file, precision, device, side_model=True))
+
+
+class TalkerT2AVVideoModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVVideoModelLoader", display_name="Load Talker-T2AV LIA-X Video Model",
+            category=f"{CATEGORY}/loaders",
+            description="Loads LIA-X, which reads face motion from images and renders 512x512 frames from it.",
+            inputs=_common_inputs("The released lia-x.pt or a converted .safetensors."),
+            outputs=[VideoModel.Output(display_name="video_model")])
+
+    @classmethod
+    def execute(cls, file, precision, device) -> io.NodeOutput:
+        return io.NodeOutput(_load(pipeline.load_renderer, file, precision, device, side_model=True))
+
+
+class TalkerT2AVSpeakerEncoderLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVSpeakerEncoderLoader", display_name="Load Talker-T2AV Speaker Encoder",
+            category=f"{CATEGORY}/loaders",
+            description="Loads WavLM-Large + ECAPA, which turns a voice recording into a 256-d speaker embedding.",
+            inputs=_common_inputs("The released wavlm_large_finetune.pth or a converted .safetensors."),
+            outputs=[SpeakerModel.Output(display_name="speaker_encoder")])
+
+    @classmethod
+    def execute(cls, file, precision, device) -> io.NodeOutput:
+        return io.NodeOutput(_load(pipeline.load_speaker_encoder, file, precision, device, side_model=True))
+
+
+NODES = [TalkerT2AVModelLoader, TalkerT2AVAudioVAELoader, TalkerT2AVVideoModelLoader, TalkerT2AVSpeakerEncoderLoader]

@@ -1,0 +1,133 @@
+"""The joint sampler and its swappable parts (solver, schedule, guidance)."""
+
+from __future__ import annotations
+
+from t2av_core import pipeline
+
+from . import host
+from .core_sampler import CoreSamplerSolver
+from .host import io
+from .types import (CATEGORY, AudioLatent, AVLatent, Conditioning, Face, Guidance, GuidanceSettings, Motion,
+                    Solver, TalkerModel, Voice, check_latent)
+
+
+class TalkerT2AVSolver(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVSolver", display_name="Talker-T2AV Flow Solver", category=f"{CATEGORY}/sampling",
+            description="How each flow head integrates from noise to a patch. Euler is what the model was released with.",
+            inputs=[io.Combo.Input("solver", options=list(pipeline.SOLVERS), default="euler",
+                                   tooltip="euler: 1 evaluation per step (reference). heun / midpoint: 2 per step, "
+                                           "more accurate with few steps.")],
+            outputs=[Solver.Output(display_name="solver")])
+
+    @classmethod
+    def execute(cls, solver) -> io.NodeOutput:
+        return io.NodeOutput(solver)
+
+
+class TalkerT2AVSolverFromSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVSolverFromSampler", display_name="Talker-T2AV Solver from Core Sampler",
+            category=f"{CATEGORY}/sampling",
+            description="Use a core SAMPLER (e.g. from KSamplerSelect: euler, heun, dpmpp_2m, uni_pc, ...) as the flow "
+                        "solver. Samplers that need ComfyUI's own guider (*_cfg_pp) cannot work here and are refused.",
+            inputs=[io.Sampler.Input("sampler")],
+            outputs=[Solver.Output(display_name="solver")])
+
+    @classmethod
+    def execute(cls, sampler) -> io.NodeOutput:
+        return io.NodeOutput(CoreSamplerSolver(sampler))
+
+
+class TalkerT2AVSwaySchedule(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVSwaySchedule", display_name="Talker-T2AV Sway Schedule", category=f"{CATEGORY}/sampling",
+            description="Flow time steps from 1 (noise) to 0, bunched near the noise end by sway sampling. Outputs core "
+                        "SIGMAS, so core sigma nodes (ManualSigmas, SplitSigmas, ...) can replace or edit it.",
+            inputs=[io.Int.Input("steps", default=10, min=1, max=200, tooltip="Solver steps per patch (released: 10)."),
+                    io.Float.Input("sway", default=1.0, min=-1.0, max=1.0, step=0.05,
+                                   tooltip="Sway coefficient (released: 1.0); 0 gives uniform steps.")],
+            outputs=[io.Sigmas.Output(display_name="sigmas")])
+
+    @classmethod
+    def execute(cls, steps, sway) -> io.NodeOutput:
+        return io.NodeOutput(pipeline.sway_sigmas(steps, sway))
+
+
+class TalkerT2AVGuidance(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVGuidance", display_name="Talker-T2AV Guidance", category=f"{CATEGORY}/sampling",
+            description="Classifier-free guidance of both flow heads (the unconditional branch drops the backbone state).",
+            inputs=[io.Float.Input("cfg", default=2.0, min=0.0, max=10.0, step=0.1, tooltip="Guidance scale (released: 2.0)."),
+                    io.Boolean.Input("cfg_zero_star", default=True,
+                                     tooltip="CFG-Zero*: rescale the unconditional velocity and skip the first step "
+                                             "(released: on).")],
+            outputs=[Guidance.Output(display_name="guidance")])
+
+    @classmethod
+    def execute(cls, cfg, cfg_zero_star) -> io.NodeOutput:
+        return io.NodeOutput(GuidanceSettings(cfg=cfg, zero_star=cfg_zero_star))
+
+
+class TalkerT2AVSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVSampler", display_name="Talker-T2AV Joint Sampler", category=f"{CATEGORY}/sampling",
+            description="Generates speech and face motion together, one 4-frame patch (0.16 s) per step, until the model "
+                        "stops or max_seconds is reached. Connect given_audio for audio-driven video, given_motion for "
+                        "dubbing, or a reference motion with prefix_seconds > 0 to continue a clip.",
+            inputs=[TalkerModel.Input("model"),
+                    Conditioning.Input("conditioning"),
+                    Voice.Input("voice"),
+                    Face.Input("face"),
+                    Solver.Input("solver"),
+                    io.Sigmas.Input("sigmas", tooltip="Flow time grid from 1 to 0 (Talker-T2AV Sway Schedule or core "
+                                                      "sigma nodes)."),
+                    Guidance.Input("guidance"),
+                    io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                                 tooltip="Noise is drawn on the CPU, so a seed gives the same result on any device."),
+                    io.Float.Input("max_seconds", default=20.0, min=0.2, max=60.0, step=0.1,
+                                   tooltip="Upper bound on the generated length (the stop head usually ends earlier; "
+                                           "a given audio or motion stream sets the length instead)."),
+                    io.Float.Input("prefix_seconds", default=0.0, min=0.0, max=30.0, step=0.04,
+                                   tooltip="Seconds of the reference clip replayed as a continuation prefix (released: "
+                                           "0.5). 0: clone identity only. Needs the voice encoded with the audio VAE."),
+                    io.Float.Input("temperature", default=0.3, min=0.0, max=2.0, step=0.05,
+                                   tooltip="Scale of the starting noise of each patch (released: 0.3)."),
+                    Motion.Input("reference_motion", optional=True,
+                                 tooltip="Motion of the reference clip: its first frame conditions the face motion "
+                                         "and the prefix replays its start (else the still face is used)."),
+                    AudioLatent.Input("given_audio", optional=True,
+                                      tooltip="Audio-driven mode: this speech is kept and only face motion is generated."),
+                    Motion.Input("given_motion", optional=True,
+                                 tooltip="Dubbing: this face motion is kept and only speech is generated.")],
+            outputs=[AVLatent.Output(display_name="av_latent"),
+                     io.Float.Output(display_name="seconds", tooltip="Length of the generated clip, prefix included.")])
+
+    @classmethod
+    def execute(cls, model, conditioning, voice, face, solver, sigmas, guidance, seed, max_seconds, prefix_seconds,
+                temperature, reference_motion=None, given_audio=None, given_motion=None) -> io.NodeOutput:
+        if given_audio is not None:
+            check_latent(given_audio, pipeline.AUDIO_LATENT_DIM, "given_audio")
+        if given_motion is not None:
+            check_latent(given_motion, pipeline.MOTION_LATENT_DIM, "given_motion")
+        parts = pipeline.SamplerParts(solver=solver, sigmas=sigmas, cfg=guidance.cfg, zero_star=guidance.zero_star,
+                                      temperature=temperature)
+        talker = host.load_model(model)
+        # one progress tick per patch; the total (the step budget) is known once the loop starts
+        av = pipeline.sample_av(talker, conditioning, voice, face, parts, seed, max_seconds=max_seconds,
+                                prefix_seconds=prefix_seconds, motion=reference_motion, given_audio=given_audio,
+                                given_motion=given_motion, progress=host.progress(1))
+        return io.NodeOutput(av, av.audio.shape[0] / pipeline.FRAME_RATE)
+
+
+NODES = [TalkerT2AVSolver, TalkerT2AVSolverFromSampler, TalkerT2AVSwaySchedule, TalkerT2AVGuidance, TalkerT2AVSampler]

@@ -1,0 +1,54 @@
+"""The pack's private socket types and the small handles they carry between nodes.
+
+Only model handles and latents are private; everything at the edges of the graph is a core type
+(IMAGE, AUDIO, VIDEO, SIGMAS, SAMPLER, FLOAT/INT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .host import io
+
+TalkerModel = io.Custom("TALKER_T2AV_MODEL")
+AudioVAE = io.Custom("TALKER_T2AV_AUDIO_VAE")
+VideoModel = io.Custom("TALKER_T2AV_LIA_X")
+SpeakerModel = io.Custom("TALKER_T2AV_SPEAKER_ENCODER")
+Conditioning = io.Custom("TALKER_T2AV_CONDITIONING")
+Voice = io.Custom("TALKER_T2AV_VOICE")
+Face = io.Custom("TALKER_T2AV_FACE")
+Motion = io.Custom("TALKER_T2AV_MOTION")            # raw LIA-X motion codes (T, 40) at 25 fps
+AudioLatent = io.Custom("TALKER_T2AV_AUDIO_LATENT")  # audio latents (T, 32) at 25 fps
+AVLatent = io.Custom("TALKER_T2AV_AV_LATENT")        # t2av_core.generate.AVLatents
+Solver = io.Custom("TALKER_T2AV_SOLVER")
+Guidance = io.Custom("TALKER_T2AV_GUIDANCE")
+
+CATEGORY = "Talker-T2AV"
+PRECISION_TOOLTIP = ("auto: bfloat16 (or float16) on a GPU for the backbone, float32 on the CPU and for the "
+                     "side models. Lower precision halves the memory.")
+DEVICE_TOOLTIP = "default: the device ComfyUI computes on (moved there only while in use); cpu: always the CPU."
+
+
+@dataclass(frozen=True)
+class ModelHandle:
+    """A loaded model as the library uses it, the ModelPatcher through which ComfyUI loads, offloads and
+    evicts its weights, and (for the generator) its tokenizer."""
+    model: Any
+    patcher: Any
+    tokenizer: Any = None
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    cfg: float
+    zero_star: bool
+
+
+def check_latent(value: Any, dim: int, what: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.dim() != 2 or value.shape[1] != dim:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{what} must be a (frames, {dim}) tensor, got {shape}")
+    return value

@@ -1,0 +1,64 @@
+"""Putting frames and speech together: a muxer to core VIDEO and a save node with a synchronized preview."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from t2av_core import pipeline
+
+from . import host
+from .host import io
+
+
+class TalkerT2AVMux(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVMux", display_name="Talker-T2AV Combine Video", category="Talker-T2AV/video",
+            description="IMAGE frames + AUDIO + fps -> core VIDEO (works with core Save Video too).",
+            inputs=[io.Image.Input("images"),
+                    io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.01,
+                                   tooltip="Talker-T2AV renders at 25 fps."),
+                    io.Audio.Input("audio", optional=True)],
+            outputs=[io.Video.Output(display_name="video")])
+
+    @classmethod
+    def execute(cls, images, fps, audio=None) -> io.NodeOutput:
+        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
+            raise ValueError("images must be a non-empty IMAGE batch (frames, height, width, 3)")
+        return io.NodeOutput(host.make_video(images, audio, fps))
+
+
+class TalkerT2AVSaveVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TalkerT2AVSaveVideo", display_name="Talker-T2AV Save Video", category="Talker-T2AV/video",
+            description="Writes the VIDEO as an H.264/AAC mp4 to the output folder and shows it with a synchronized "
+                        "audio-video player and its duration.",
+            inputs=[io.Video.Input("video"),
+                    io.String.Input("filename_prefix", default="talker_t2av/clip",
+                                    tooltip="Sub-folder and file name start inside ComfyUI's output folder.")],
+            outputs=[],
+            is_output_node=True)
+
+    @classmethod
+    def execute(cls, video, filename_prefix) -> io.NodeOutput:
+        frames, audio, fps = host.video_components(video)
+        wave, rate = None, 0
+        if audio is not None:
+            wave, rate = audio["waveform"][0].float().cpu(), int(audio["sample_rate"])
+            # Cut or pad the audio to the frames so the file's two streams end together.
+            wanted = int(round(frames.shape[0] / fps * rate))
+            wave = torch.nn.functional.pad(wave[:, :wanted], (0, max(0, wanted - wave.shape[1])))
+        folder, filename, subfolder = host.save_path(filename_prefix)
+        pipeline.mux(os.path.join(folder, filename), frames.float().cpu(), wave, rate, fps)
+        info = {"filename": filename, "subfolder": subfolder, "frames": int(frames.shape[0]), "fps": float(fps),
+                "seconds": round(frames.shape[0] / fps, 3), "has_audio": wave is not None}
+        preview = host.video_preview(filename, subfolder).as_dict()
+        return io.NodeOutput(ui={**preview, "talker_t2av": [info]})
+
+
+NODES = [TalkerT2AVMux, TalkerT2AVSaveVideo]

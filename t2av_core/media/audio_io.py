@@ -1,0 +1,174 @@
+"""Reading, checking, converting and writing mono speech audio with PyAV.
+
+Resampling and sample-format conversion go through PyAV's ``AudioResampler``, i.e. FFmpeg's libswresample
+with its default windowed-sinc filter. Stereo and multichannel audio is mixed down by averaging the channels
+(done here in numpy, so the result does not depend on FFmpeg's downmix matrices).
+"""
+
+from __future__ import annotations
+
+import numbers
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from ..errors import T2AVError
+from ._container import first_stream, open_input
+
+SILENCE_PEAK = 1e-4  # -80 dBFS: below this everywhere, a recording holds no usable speech
+
+# Encoder per file extension for write_audio (the container is chosen by PyAV from the extension).
+AUDIO_CODECS = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus",
+                ".opus": "libopus", ".m4a": "aac"}  # fmt: skip
+
+
+def read_audio(path: str | Path, sample_rate: int, mono: bool = True) -> torch.Tensor:
+    """Decode the first audio track of any file FFmpeg reads (wav, flac, mp3, m4a, mp4, ...).
+
+    Returns float32 samples in [-1, 1] at ``sample_rate``: shape (N,) when ``mono`` (channels averaged),
+    else (C, N). Silent or empty audio is returned as is; see ``check_audio_usable``.
+    """
+    sample_rate = _check_rate(sample_rate)
+    with open_input(path, "audio") as container:
+        stream = first_stream(container, "audio", path)
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
+        chunks = []
+        for frame in container.decode(stream):
+            chunks += [out.to_ndarray() for out in resampler.resample(frame)]
+        chunks += [out.to_ndarray() for out in resampler.resample(None)]  # flush the filter's tail
+    channels = stream.codec_context.channels or 1
+    wave = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
+    wave = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    return wave.mean(dim=0) if mono else wave
+
+
+def resample_audio(wave: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
+    """Resample a mono wave (N,) with libswresample; the length becomes about N * to_rate / from_rate."""
+    from_rate, to_rate = _check_rate(from_rate), _check_rate(to_rate)
+    if from_rate == to_rate or wave.numel() == 0:
+        return wave.float()
+    frame = av.AudioFrame.from_ndarray(as_mono_array(wave)[None], format="fltp", layout="mono")
+    frame.sample_rate = from_rate
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=to_rate)
+    chunks = [out.to_ndarray()[0] for out in resampler.resample(frame) + resampler.resample(None)]
+    return torch.from_numpy(np.concatenate(chunks)).to(wave.device)
+
+
+def check_audio_usable(
+    wave: torch.Tensor, sample_rate: int, *, min_seconds: float = 1.0, what: str = "reference audio"
+) -> None:
+    """Raise T2AVError when ``wave`` (mono (N,)) cannot serve as a speech sample: wrong shape, empty,
+    non-finite, shorter than ``min_seconds`` or silent."""
+    if not isinstance(wave, torch.Tensor) or wave.dim() != 1:
+        shape = tuple(wave.shape) if isinstance(wave, torch.Tensor) else type(wave).__name__
+        raise T2AVError(f"{what} must be a mono 1-D waveform, got {shape}; mix the channels down first")
+    if wave.numel() == 0:
+        raise T2AVError(f"{what} is empty: give a recording with a few seconds of clear speech")
+    if not torch.isfinite(wave).all():
+        raise T2AVError(f"{what} contains NaN or infinite samples: the file or the node before is broken")
+    seconds = wave.numel() / sample_rate
+    if seconds < min_seconds:
+        raise T2AVError(f"{what} is only {seconds:.2f} s long; give at least {min_seconds:g} s of clear speech")
+    if wave.abs().max() < SILENCE_PEAK:
+        raise T2AVError(f"{what} is silent (peak below -80 dBFS): check the recording, its gain and muting")
+
+
+def audio_from_comfy(audio: dict, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+    """ComfyUI AUDIO ``{"waveform": (B, C, T), "sample_rate": int}`` -> (mono wave (N,) float32, rate).
+
+    Channels are averaged; a batch must hold one clip. With ``sample_rate`` the wave is resampled to it.
+    """
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise T2AVError("expected a ComfyUI AUDIO value: a dict with 'waveform' (B, C, T) and 'sample_rate'")
+    waveform, rate = audio["waveform"], int(audio["sample_rate"])
+    if not isinstance(waveform, torch.Tensor) or waveform.dim() != 3:
+        shape = tuple(waveform.shape) if isinstance(waveform, torch.Tensor) else type(waveform).__name__
+        raise T2AVError(f"AUDIO waveform must be a (batch, channels, samples) tensor, got {shape}")
+    if waveform.shape[0] != 1:
+        raise T2AVError(f"AUDIO holds a batch of {waveform.shape[0]} clips; pass one clip at a time")
+    wave = waveform[0].float().mean(dim=0)
+    if sample_rate is not None and sample_rate != rate:
+        return resample_audio(wave, rate, sample_rate), sample_rate
+    return wave, rate
+
+
+def audio_to_comfy(wave: torch.Tensor, sample_rate: int) -> dict:
+    """Mono wave (N,) -> ComfyUI AUDIO dict with waveform (1, 1, N) float32 on the CPU."""
+    return {"waveform": torch.as_tensor(as_mono_array(wave)).reshape(1, 1, -1), "sample_rate": int(sample_rate)}
+
+
+def write_audio(path: str | Path, wave: torch.Tensor, sample_rate: int) -> None:
+    """Write a mono wave (N,) in [-1, 1]; the format follows the extension (.wav, .flac, .mp3, .ogg, .opus, .m4a)."""
+    path = Path(path)
+    codec = AUDIO_CODECS.get(path.suffix.lower())
+    if codec is None:
+        raise T2AVError(f"cannot write audio as {path.suffix!r}; use one of {', '.join(AUDIO_CODECS)}")
+    samples = as_mono_array(wave)
+    with av.open(str(path), "w") as container:
+        track = AudioTrack(container, codec, sample_rate)
+        track.write(samples)
+        track.close()
+
+
+class AudioTrack:
+    """An output audio stream fed with mono float32 chunks of any size at ``sample_rate``.
+
+    Converts to the encoder's sample format, rate and frame size on the way (Opus only accepts some rates;
+    the nearest higher one is used), so callers can push samples as they get them.
+    """
+
+    def __init__(self, container: av.container.OutputContainer, codec: str, sample_rate: int, bit_rate: int = 128_000):
+        sample_rate = _check_rate(sample_rate)
+        rate = _encoder_rate(codec, sample_rate)
+        self.container, self.sample_rate = container, sample_rate
+        self.stream = container.add_stream(codec, rate=rate, layout="mono")
+        if codec in ("aac", "libmp3lame", "libopus"):
+            self.stream.codec_context.bit_rate = bit_rate
+        self.stream.codec_context.open()  # fixes the encoder's frame size, which the resampler must produce
+        context = self.stream.codec_context
+        self.resampler = av.AudioResampler(context.format, "mono", rate, context.frame_size or None)
+        self.samples_out = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        if len(samples) == 0:
+            return
+        samples = np.clip(np.nan_to_num(np.asarray(samples, np.float32)), -1.0, 1.0)[None]  # encoders expect [-1, 1]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = self.sample_rate
+        self._encode(self.resampler.resample(frame))
+
+    def close(self) -> None:
+        """Flush the resampler and the encoder. The container is closed by its owner."""
+        self._encode(self.resampler.resample(None))
+        self.container.mux(self.stream.encode(None))
+
+    def _encode(self, frames: list[av.AudioFrame]) -> None:
+        for frame in frames:
+            frame.pts, frame.time_base = self.samples_out, Fraction(1, self.stream.codec_context.sample_rate)
+            self.samples_out += frame.samples
+            self.container.mux(self.stream.encode(frame))
+
+
+def _encoder_rate(codec: str, sample_rate: int) -> int:
+    """``sample_rate`` if the encoder takes it, else its nearest higher rate (Opus: 8/12/16/24/48 kHz)."""
+    rates = av.codec.Codec(codec, "w").audio_rates
+    if not rates or sample_rate in rates:
+        return sample_rate
+    return min((rate for rate in rates if rate >= sample_rate), default=max(rates))
+
+
+def as_mono_array(wave: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A 1-D float32 numpy copy of a mono wave; anything else is refused with a clear message."""
+    array = wave.detach().cpu().float().numpy() if isinstance(wave, torch.Tensor) else np.asarray(wave, np.float32)
+    if array.ndim != 1:
+        raise T2AVError(f"expected a mono wave of shape (N,), got {array.shape}; average the channels first")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_rate(sample_rate: int) -> int:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
+        raise T2AVError(f"sample rate must be a positive integer (Hz), got {sample_rate!r}")
+    return int(sample_rate)
