@@ -61,3 +61,13 @@ def make_corpus(count: int, seed: int, codec: MelCodec, progress=None) -> list[C
         if progress is not None:
             progress(i + 1, count)
     return clips
+
+
+def corpus_texts(count: int, seed: int) -> list[str]:
+    """The sentences ``make_corpus(count, seed)`` speaks, without synthesising them (to hold them out)."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        texts.append(make_sentence(rng))
+        rng.randrange(len(VOICES))
+    return texts

@@ -32,12 +32,14 @@ class SpectralVoiceEmbedder:
         if wave.ndim != 1 or wave.numel() < _N_FFT:
             raise T2AVError(f"the voice sample must be mono and at least {_N_FFT / SAMPLE_RATE:.2f} s long "
                             f"at {SAMPLE_RATE} Hz, got shape {tuple(wave.shape)}")
+        if float(wave.abs().max()) < 1e-4:
+            raise T2AVError("the voice sample is silent; give a recording with speech in it")
         spec = torch.stft(wave.float(), _N_FFT, _HOP, window=self.window, return_complex=True).abs()
         log_mel = torch.log(self.filters @ spec + 1e-5)                   # (128, frames)
         energy = log_mel.mean(dim=0)
         loud = energy > energy.max() - 4.0                                # ignore pauses and silence
         if int(loud.sum()) < 2:
-            raise T2AVError("the voice sample is silent; give a recording with speech in it")
+            raise T2AVError("the voice sample has almost no speech in it; give a longer recording")
         frames = log_mel[:, loud]
         stats = torch.cat([frames.mean(dim=1), frames.std(dim=1)])
         return (stats - stats.mean()) / stats.std().clamp_min(1e-6)
