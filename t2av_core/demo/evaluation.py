@@ -20,6 +20,7 @@ class DemoResult:
     stop_reason: str
     lip_sync: float         # best correlation, |lag| <= 2 frames
     lag: int
+    audio: torch.Tensor     # (T, 32) generated audio latents
 
 
 def generate_clip(bundle: DemoBundle, text: str, seed: int = 0, max_seconds: float = 12.0):
@@ -36,7 +37,7 @@ def generate_clip(bundle: DemoBundle, text: str, seed: int = 0, max_seconds: flo
 def evaluate_text(bundle: DemoBundle, text: str, seed: int = 0, max_seconds: float = 12.0) -> DemoResult:
     av, wave, rate = generate_clip(bundle, text, seed, max_seconds)
     r, lag = lip_sync_correlation(av.motion_norm, wave, rate)
-    return DemoResult(text, av.audio.shape[0] / FRAME_RATE, av.stop_reason, r, lag)
+    return DemoResult(text, av.audio.shape[0] / FRAME_RATE, av.stop_reason, r, lag, av.audio)
 
 
 def held_out_texts(count: int, seed: int = 1000, exclude: set[str] | None = None) -> list[str]:
