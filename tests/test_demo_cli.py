@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from t2av_core.__main__ import main
 from t2av_core.demo.face import DemoFaceRenderer
 from t2av_core.demo.metrics import lip_sync_correlation
 from t2av_core.motion_stats import normalize_motion
@@ -59,18 +60,26 @@ def test_generate_writes_a_playable_talking_mp4(demo_mp4):
     assert r > 0.4
 
 
-def test_bad_input_exits_2_with_a_message(tmp_path):
-    empty = _run("generate", "--text", "   ", "--out", "x.mp4", cwd=tmp_path)
-    assert empty.returncode == 2 and "text is empty" in empty.stderr
-    missing = _run("generate", "--text", "Hi there.", "--voice", "nope.wav", "--out", "x.mp4", cwd=tmp_path)
-    assert missing.returncode == 2 and "nope.wav" in missing.stderr
-    folder = _run("generate", "--text", "Hi there.", "--models", "no_such_dir", cwd=tmp_path)
-    assert folder.returncode == 2 and "no_such_dir" in folder.stderr
+def test_bad_input_exits_2_with_a_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> tuple[int, str]:
+        code = main(list(args))
+        return code, capsys.readouterr().err
+
+    code, err = run("generate", "--text", "   ", "--out", "x.mp4")
+    assert code == 2 and "text is empty" in err
+    code, err = run("generate", "--text", "Hi there.", "--voice", "nope.wav", "--out", "x.mp4")
+    assert code == 2 and "nope.wav" in err
+    code, err = run("generate", "--text", "Hi there.", "--models", "no_such_dir")
+    assert code == 2 and "no_such_dir" in err
     partial = tmp_path / "weights"
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"")
-    incomplete = _run("generate", "--text", "Hi there.", "--models", str(partial), cwd=tmp_path)
-    assert incomplete.returncode == 2 and "lia-x.pt" in incomplete.stderr
-    unknown = _run("generate", "--txet", "Hi", cwd=tmp_path)
-    assert unknown.returncode == 2
-    assert not (tmp_path / "x.mp4").exists()
+    code, err = run("generate", "--text", "Hi there.", "--models", str(partial))
+    assert code == 2 and "lia-x.pt" in err
+    code, err = run("generate", "--text", "Hi there.", "--out", "missing_folder/x.mp4")
+    assert code == 2 and "missing_folder" in err
+    code, err = run("generate", "--txet", "Hi")
+    assert code == 2 and "--text" in err
+    assert not list(tmp_path.glob("**/*.mp4"))
