@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from t2av_core.demo.bundle import load_demo  # noqa: E402
+from t2av_core.demo.bundle import ASSETS, load_demo  # noqa: E402
 from t2av_core.demo.corpus import corpus_texts, pad_to_patches  # noqa: E402
 from t2av_core.demo.evaluation import evaluate_text, held_out_texts  # noqa: E402
 from t2av_core.demo.mel_codec import MelCodec  # noqa: E402
@@ -37,10 +37,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--assets", type=Path, default=ASSETS, help="a bundle folder written by train_demo.py")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    bundle = load_demo()
+    bundle = load_demo(args.assets)
     training = bundle.meta["training"]
     texts = held_out_texts(args.count, exclude=set(corpus_texts(training["clips"], training["seed"])))
     voice = next(v for v in VOICES if v.name == bundle.meta["default_voice"])
