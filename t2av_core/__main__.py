@@ -1,0 +1,196 @@
+"""Command line: text -> talking-face mp4 with the same pipeline stages as the ComfyUI nodes.
+
+    python -m t2av_core generate --text "Hello, nice to meet you." --out out.mp4
+    python -m t2av_core generate --text "..." --voice me.wav --face me.png --models /path/to/talker_t2av
+    python -m t2av_core convert --component lia_x lia-x.pt lia_x.safetensors
+
+With the released weights (``--models DIR``, or ``models/talker_t2av`` under the current folder as ComfyUI
+keeps them) the released models run; otherwise the small bundled demo model does, and the command says so.
+Exit codes: 0 done, 2 bad input (message says what to fix), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+COMFY_MODELS = Path("models") / "talker_t2av"
+
+# File names in a released-weights folder, first match wins (released names, then converted ones).
+RELEASED_FILES = {
+    "talker": ("model.safetensors",),
+    "tokenizer": ("tokenizer.json",),
+    "audio_codec": ("whisperx-vae/model.ckpt", "model.ckpt", "audio_vae.safetensors"),
+    "renderer": ("lia-x.pt", "lia_x.safetensors"),
+    "speaker_encoder": ("wavlm_large_finetune.pth", "speaker.safetensors"),
+}
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Progress:
+    """progress(done, total) callback that prints a line about every 10 % of a long step."""
+
+    def __init__(self, label: str):
+        self.label, self.shown, self.start = label, -1, time.time()
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = int(10 * done / max(total, 1))
+        if tenth != self.shown:
+            self.shown = tenth
+            _log(f"  {self.label}: {done}/{total} ({time.time() - self.start:.1f} s)")
+
+
+@dataclass
+class LoadedModels:
+    talker: object
+    tokenizer: object
+    audio_codec: object
+    renderer: object
+    speaker_encoder: object
+    default_speaker: object  # (256,) tensor when the models bring a default voice (the demo), else None
+    default_face: object     # (H, W, 3) image when the models bring a default face (the demo), else None
+    name: str
+
+
+def released_files(folder: Path) -> dict[str, Path]:
+    """The released components in ``folder``; T2AVError naming what is missing when only some are there."""
+    from .errors import T2AVError
+    found, missing = {}, []
+    for part, names in RELEASED_FILES.items():
+        path = next((folder / n for n in names if (folder / n).is_file()), None)
+        if path is None:
+            missing.append(f"{part} ({' or '.join(names)})")
+        else:
+            found[part] = path
+    if missing:
+        raise T2AVError(f"{folder} does not hold all released Talker-T2AV files; missing: {', '.join(missing)}")
+    return found
+
+
+def load_models(models_dir: Path | None) -> LoadedModels:
+    from .errors import T2AVError
+    if models_dir is not None and not models_dir.is_dir():
+        raise T2AVError(f"--models {models_dir} is not a folder")
+    folder = models_dir or (COMFY_MODELS if (COMFY_MODELS / "model.safetensors").is_file() else None)
+    if folder is not None:
+        from . import pipeline
+        files = released_files(folder)
+        _log(f"loading the released Talker-T2AV weights from {folder} ...")
+        m = pipeline.load_models(**{k: str(v) for k, v in files.items()})
+        return LoadedModels(m.talker, m.tokenizer, m.audio_codec, m.renderer, m.speaker_encoder, None, None,
+                            f"released weights in {folder}")
+    import torch
+
+    from .demo.bundle import load_demo
+    from .demo.face import default_face
+    # The demo's matrices are tiny (width 128): one thread avoids hand-off costs that can slow it 10x+
+    # on a busy machine.
+    torch.set_num_threads(1)
+    _log("no released weights found (--models DIR or ./models/talker_t2av): using the bundled demo model "
+         "(small, trained on synthetic speech and a drawn face; for trying the pipeline, not for quality)")
+    demo = load_demo()
+    return LoadedModels(demo.talker, demo.tokenizer, demo.audio_codec, demo.renderer, demo.speaker_encoder,
+                        demo.default_speaker, default_face(demo.renderer.image_size), "bundled demo model")
+
+
+def generate(args: argparse.Namespace) -> int:
+    from . import pipeline
+    from .errors import T2AVError
+    from .media.audio_io import read_audio
+    from .media.image_io import read_image
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise T2AVError(f"the output folder {out.parent} does not exist")
+    if out.suffix.lower() != ".mp4":
+        raise T2AVError(f"the output must be an .mp4 file, got {out.name}")
+    if not args.max_seconds > 0:
+        raise T2AVError(f"--max-seconds must be positive, got {args.max_seconds}")
+    for option, path in (("--voice", args.voice), ("--face", args.face)):
+        if path is not None and not Path(path).is_file():
+            raise T2AVError(f"{option} file not found: {path}")
+    started = time.time()
+    models = load_models(Path(args.models) if args.models else None)
+    text = pipeline.encode_text(models.tokenizer, args.text)
+
+    if args.voice is not None:
+        rate = models.speaker_encoder.sample_rate
+        voice = pipeline.encode_voice(models.speaker_encoder, None, read_audio(args.voice, rate), rate)
+    elif models.default_speaker is not None:
+        voice = pipeline.VoiceCondition(speaker=models.default_speaker, audio_latents=None, seconds=0.0)
+    else:
+        raise T2AVError("the released model needs a voice sample: pass --voice speech.wav (3-10 s of clean speech)")
+    if args.face is not None:
+        image = read_image(args.face)
+    elif models.default_face is not None:
+        image = models.default_face
+    else:
+        raise T2AVError("the released model needs a portrait: pass --face face.png")
+    face = pipeline.encode_face(models.renderer, image)
+
+    _log(f"generating speech and motion with the {models.name} (seed {args.seed}) ...")
+    av = pipeline.sample_av(models.talker, text, voice, face, pipeline.SamplerParts(), seed=args.seed,
+                            max_seconds=args.max_seconds, progress=Progress("patches"))
+    _log(f"  {av.audio.shape[0] / 25:.2f} s of audio and video ({av.stop_reason})")
+    _log("decoding audio ...")
+    wave, rate = pipeline.decode_audio(models.audio_codec, av, progress=Progress("audio"))
+    _log("rendering frames ...")
+    frames = pipeline.decode_video(models.renderer, face, av, progress=Progress("frames"))
+    pipeline.mux(out, frames, wave, rate)
+    _log(f"wrote {out} ({frames.shape[0]} frames, {wave.numel() / rate:.2f} s) in {time.time() - started:.1f} s")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m t2av_core", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="text -> talking-face mp4 with speech")
+    gen.add_argument("--text", required=True, help="what the face says")
+    gen.add_argument("--voice", help="a speech recording whose voice to use (wav, mp3, ...)")
+    gen.add_argument("--face", help="a portrait picture (png, jpg, ...); any size")
+    gen.add_argument("--seed", type=int, default=0, help="same seed, same result")
+    gen.add_argument("--out", default="out.mp4", help="the mp4 to write (default: out.mp4)")
+    gen.add_argument("--models", help="folder with the released weights (default: ./models/talker_t2av if "
+                                      "present, else the bundled demo model)")
+    gen.add_argument("--max-seconds", type=float, default=20.0, help="longest output (the model stops earlier "
+                                                                    "at the end of the text)")
+    commands.add_parser("convert", help="convert released weights to .safetensors (see convert --help)",
+                        add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["convert"]:
+        from .convert import main as convert_main
+        return convert_main(argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse already printed the usage error
+        return EXIT_OK if exit_.code == 0 else EXIT_BAD_INPUT
+    from .errors import GenerationCancelled, T2AVError
+    try:
+        return generate(args)
+    except T2AVError as err:
+        _log(f"error: {err}")
+        return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, GenerationCancelled):
+        _log("cancelled")
+        return EXIT_INTERNAL
+    except Exception as err:  # a bug or a broken environment: show where, keep the exit code meaningful
+        import traceback
+        traceback.print_exc()
+        _log(f"internal error: {type(err).__name__}: {err}")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
