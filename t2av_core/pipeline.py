@@ -201,13 +201,31 @@ def _encode_latents(codec: AudioCodec, wave: torch.Tensor, sample_rate: int) -> 
     return _check_stream(latents.float().cpu(), AUDIO_LATENT_DIM, "audio latents")
 
 
-def encode_voice(speaker_encoder: SpeakerEncoder, audio_codec: AudioCodec | None, wave: torch.Tensor,
-                 sample_rate: int) -> VoiceCondition:
+def default_voice(speaker_encoder: SpeakerEncoder) -> VoiceCondition:
+    """The voice an encoder brings along (the demo's ``default_speaker``), for runs without a recording.
+    The released WavLM-ECAPA encoder has none: it raises T2AVError asking for a recording."""
+    speaker = getattr(speaker_encoder, "default_speaker", None)
+    if speaker is None:
+        raise T2AVError(f"no voice recording was given, and the {type(speaker_encoder).__name__} speaker encoder "
+                        "has no default voice: give 3-10 s of clean speech of the voice to clone")
+    speaker = torch.as_tensor(speaker).float().cpu().reshape(-1)
+    if speaker.numel() != SPEAKER_DIM:
+        raise T2AVError(f"the default voice has {speaker.numel()} values, expected {SPEAKER_DIM}")
+    return VoiceCondition(speaker=speaker, audio_latents=None, seconds=0.0)
+
+
+def encode_voice(speaker_encoder: SpeakerEncoder, audio_codec: AudioCodec | None,
+                 wave: torch.Tensor | None = None, sample_rate: int | None = None) -> VoiceCondition:
     """A recording of the voice -> speaker embedding, plus the clip's audio latents when ``audio_codec`` is
     given (a continuation prefix needs them). As in the released recipe at most 30 s are used, and the
-    embedding and the latents cover the same whole number of 25 fps frames."""
+    embedding and the latents cover the same whole number of 25 fps frames. Without a recording
+    (``wave`` None) the encoder's default voice is used (``default_voice``): identity only, no latents."""
     from .audio.resample import resample
     from .speaker.encoder import talker_speaker_input, talker_speech_frames
+    if wave is None:
+        return default_voice(speaker_encoder)
+    if sample_rate is None:
+        raise T2AVError("a voice recording needs its sample rate")
     wave = to_mono(wave, sample_rate)
     wave16 = resample(wave, sample_rate, speaker_encoder.sample_rate)[: 30 * speaker_encoder.sample_rate]
     frames = talker_speech_frames(wave16.numel())
@@ -238,9 +256,20 @@ def _image(image: torch.Tensor) -> torch.Tensor:
     return image[..., :3].float().clamp(0, 1)
 
 
-def encode_face(renderer: MotionRenderer, image: torch.Tensor) -> FaceCondition:
-    """A face picture (H, W, 3), or the first of a (B, H, W, 3) batch, in 0..1 and of any size -> face."""
-    image = _image(image)
+def default_face_image(renderer: MotionRenderer) -> torch.Tensor:
+    """The picture a renderer brings along (the demo's drawn face, ``default_face()``), for runs without one.
+    LIA-X has none: it raises T2AVError asking for a portrait."""
+    make = getattr(renderer, "default_face", None)
+    if make is None:
+        raise T2AVError(f"no face picture was given, and the {type(renderer).__name__} renderer has no default "
+                        "face: give a frontal portrait (any size)")
+    return make()
+
+
+def encode_face(renderer: MotionRenderer, image: torch.Tensor | None = None) -> FaceCondition:
+    """A face picture (H, W, 3), or the first of a (B, H, W, 3) batch, in 0..1 and of any size -> face.
+    Without a picture (``image`` None) the renderer's default face is used (``default_face_image``)."""
+    image = _image(default_face_image(renderer) if image is None else image)
     with torch.inference_mode():
         state = renderer.prepare_face(image)
         motion = renderer.encode_motion(image[None]).float().cpu()

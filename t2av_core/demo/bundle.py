@@ -52,10 +52,11 @@ def load_demo(folder: Path | str = ASSETS, device: str | torch.device = "cpu") -
     if not weights.is_file():
         raise CheckpointError(f"the demo weights are missing ({weights}); train them with scripts/train_demo.py")
     talker = load_talker(weights, device=device, dtype=torch.float32)
+    speaker = torch.tensor(meta["default_speaker"], dtype=torch.float32)
     return DemoBundle(talker=talker, tokenizer=DemoTokenizer(), audio_codec=codec_from_meta(meta),
                       renderer=DemoFaceRenderer(meta["renderer"]["image_size"]),
-                      speaker_encoder=SpectralVoiceEmbedder(),
-                      default_speaker=torch.tensor(meta["default_speaker"], dtype=torch.float32), meta=meta)
+                      speaker_encoder=SpectralVoiceEmbedder(default_speaker=speaker),
+                      default_speaker=speaker, meta=meta)
 
 
 def save_demo(folder: Path | str, model: torch.nn.Module, meta: dict) -> None:

@@ -84,6 +84,10 @@ class DemoFaceRenderer:
             raise T2AVError(f"image_size must be at least 32 pixels, got {image_size}")
         self.image_size = int(image_size)
 
+    def default_face(self) -> torch.Tensor:
+        """The drawn face a pipeline animates when it is given no picture (pipeline.encode_face without image)."""
+        return default_face(self.image_size)  # the module function (class names are not in a method's scope)
+
     def prepare_face(self, image: torch.Tensor | None = None) -> FaceState:
         """Centre-crop and resize any RGB image (H, W, 3) in 0..1; ``None`` gives the default drawn face."""
         size = self.image_size

@@ -24,7 +24,9 @@ class SpectralVoiceEmbedder:
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self):
+    def __init__(self, default_speaker: torch.Tensor | None = None):
+        # The voice a pipeline uses when it is given no recording (pipeline.encode_voice without audio).
+        self.default_speaker = default_speaker
         self.filters = mel_filterbank(_BANDS, _N_FFT, SAMPLE_RATE)
         self.window = torch.hann_window(_N_FFT)
 
