@@ -41,16 +41,19 @@ class TalkerT2AVVoiceEncode(io.ComfyNode):
         return io.Schema(
             node_id="TalkerT2AVVoiceEncode", display_name="Talker-T2AV Voice Reference", category=f"{CATEGORY}/conditioning",
             description="A recording of the voice to clone (at most 30 s are used) -> speaker embedding. With the audio "
-                        "VAE connected it also keeps the clip's audio latents, which a continuation prefix needs.",
+                        "VAE connected it also keeps the clip's audio latents, which a continuation prefix needs. "
+                        "Without audio the bundled demo's default voice is used (the released encoder needs audio).",
             inputs=[SpeakerModel.Input("speaker_encoder"),
-                    io.Audio.Input("audio", tooltip="Reference speech; stereo is averaged, any sample rate."),
+                    io.Audio.Input("audio", optional=True,
+                                   tooltip="Reference speech; stereo is averaged, any sample rate. Leave empty with the "
+                                           "bundled demo to use its default voice."),
                     AudioVAE.Input("audio_vae", optional=True,
                                    tooltip="Connect to keep the reference audio latents (needed when prefix_seconds > 0).")],
             outputs=[Voice.Output(display_name="voice")])
 
     @classmethod
-    def execute(cls, speaker_encoder, audio, audio_vae=None) -> io.NodeOutput:
-        wave, rate = audio_from_comfy(audio)
+    def execute(cls, speaker_encoder, audio=None, audio_vae=None) -> io.NodeOutput:
+        wave, rate = audio_from_comfy(audio) if audio is not None else (None, None)
         codec = host.load_model(audio_vae) if audio_vae is not None else None
         encoder = host.load_model(speaker_encoder)
         return io.NodeOutput(pipeline.encode_voice(encoder, codec, wave, rate))
@@ -61,13 +64,16 @@ class TalkerT2AVFaceEncode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVFaceEncode", display_name="Talker-T2AV Face Reference", category=f"{CATEGORY}/conditioning",
-            description="A picture of the face to animate (any size, first image of a batch) -> identity and its motion code.",
+            description="A picture of the face to animate (any size, first image of a batch) -> identity and its motion "
+                        "code. Without a picture the bundled demo's drawn face is used (LIA-X needs a picture).",
             inputs=[VideoModel.Input("video_model"),
-                    io.Image.Input("image", tooltip="A frontal portrait; it is resized to the model's 512x512.")],
+                    io.Image.Input("image", optional=True,
+                                   tooltip="A frontal portrait; it is resized to the model's 512x512. Leave empty with "
+                                           "the bundled demo to use its drawn face.")],
             outputs=[Face.Output(display_name="face")])
 
     @classmethod
-    def execute(cls, video_model, image) -> io.NodeOutput:
+    def execute(cls, video_model, image=None) -> io.NodeOutput:
         return io.NodeOutput(pipeline.encode_face(host.load_model(video_model), image))
 
 

@@ -61,8 +61,9 @@ def wrap_model(module: torch.nn.Module, device: torch.device) -> comfy.model_pat
 
 def load_model(handle, memory_required: int = 0):
     """Make sure a handle's weights are on their compute device (evicting others if needed); returns the
-    library object to call."""
-    mm.load_models_gpu([handle.patcher], memory_required=memory_required)
+    library object to call. A handle without a patcher (a model without weights) is returned as it is."""
+    if handle.patcher is not None:
+        mm.load_models_gpu([handle.patcher], memory_required=memory_required)
     return handle.model
 
 

@@ -1,7 +1,14 @@
-"""Loader nodes: one per model file, each model wrapped in a ModelPatcher for ComfyUI's memory manager."""
+"""Loader nodes: one per model file, each model wrapped in a ModelPatcher for ComfyUI's memory manager.
+
+Each loader's first choice is the small demo model bundled with the pack (t2av_core/demo), so a template
+runs without downloading anything. The demo's codecs, face renderer and voice embedder hold no torch
+module: their handles have no patcher and run on the CPU (see ModelHandle).
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 
 import torch
@@ -14,18 +21,54 @@ from .types import (CATEGORY, DEVICE_TOOLTIP, PRECISION_TOOLTIP, AudioVAE, Speak
                     TalkerModel, VideoModel)
 
 DEVICES = ["default", "cpu"]
+DEMO = "bundled demo (no download)"  # the first choice of every file (and tokenizer) combo
+DEMO_TOOLTIP = (f" '{DEMO}': the small demo model shipped with the pack (synthetic voice and a drawn face; for "
+                "trying the nodes, not for quality).")
 
 
 def _weights() -> list[str]:
-    return [name for name in host.model_files() if not name.endswith(".json")]
+    return [DEMO, *(name for name in host.model_files() if not name.endswith(".json"))]
 
 
 def _tokenizers() -> list[str]:
-    return [name for name in host.model_files() if os.path.basename(name) == "tokenizer.json"]
+    return [DEMO, *(name for name in host.model_files() if os.path.basename(name) == "tokenizer.json")]
+
+
+@functools.lru_cache(maxsize=1)
+def demo_bundle():
+    """The bundled demo, read once per process and shared by the four loaders. ComfyUI re-runs a loader when
+    its inputs change or its cached output was dropped; the parts stay the same objects either way."""
+    from t2av_core.demo.bundle import load_demo
+    return load_demo()
+
+
+_DEMO_TALKERS: dict[tuple[str, torch.dtype], ModelHandle] = {}
+
+
+def _demo_talker(precision: str, device: str) -> ModelHandle:
+    """One handle per (device, dtype): a patcher owns its module (it moves it between devices), so a second
+    choice of device or precision gets its own copy of the 10 MB demo weights instead of sharing one."""
+    target = host.compute_device(device)
+    # The demo is tiny: "auto" keeps float32, which is what it was trained and checked in.
+    dtype = torch.float32 if precision == "auto" else pipeline.resolve_dtype(precision, target)
+    key = (str(target), dtype)
+    if key not in _DEMO_TALKERS:
+        bundle = demo_bundle()
+        shared = any(handle.model is bundle.talker for handle in _DEMO_TALKERS.values())
+        module = bundle.talker if dtype == torch.float32 and not shared else copy.deepcopy(bundle.talker).to(dtype)
+        _DEMO_TALKERS[key] = ModelHandle(model=module, patcher=host.wrap_model(module, target),
+                                         tokenizer=bundle.tokenizer)
+    return _DEMO_TALKERS[key]
+
+
+def _demo_part(name: str) -> ModelHandle:
+    """A demo codec/renderer/voice embedder: plain CPU code without weights, so no patcher (precision and
+    device do not apply)."""
+    return ModelHandle(model=getattr(demo_bundle(), name), patcher=None)
 
 
 def _common_inputs(tooltip: str) -> list:
-    return [io.Combo.Input("file", options=_weights(), tooltip=tooltip),
+    return [io.Combo.Input("file", options=_weights(), tooltip=tooltip + DEMO_TOOLTIP),
             io.Combo.Input("precision", options=list(pipeline.PRECISIONS), default="auto", tooltip=PRECISION_TOOLTIP),
             io.Combo.Input("device", options=DEVICES, default="default", tooltip=DEVICE_TOOLTIP)]
 
@@ -53,11 +96,17 @@ class TalkerT2AVModelLoader(io.ComfyNode):
                         "from models/talker_t2av/. Accepts the released model.safetensors or a converted file.",
             inputs=[*_common_inputs("Generator weights: the released model.safetensors or a converted .safetensors."),
                     io.Combo.Input("tokenizer", options=_tokenizers(),
-                                   tooltip="The Qwen3 tokenizer.json (keep tokenizer_config.json beside it).")],
+                                   tooltip="The Qwen3 tokenizer.json (keep tokenizer_config.json beside it). The "
+                                           "bundled demo model always uses its own tokenizer, whatever is chosen here.")],
             outputs=[TalkerModel.Output(display_name="model")])
 
     @classmethod
     def execute(cls, file, precision, device, tokenizer) -> io.NodeOutput:
+        if file == DEMO:
+            return io.NodeOutput(_demo_talker(precision, device))
+        if tokenizer == DEMO:
+            raise ValueError(f"the demo tokenizer only fits the bundled demo model; choose the tokenizer.json "
+                             f"that came with {file}")
         handle = _load(pipeline.load_talker, file, precision, device, side_model=False)
         tokens = pipeline.load_tokenizer(host.model_path(tokenizer))
         return io.NodeOutput(ModelHandle(model=handle.model, patcher=handle.patcher, tokenizer=tokens))
@@ -74,6 +123,8 @@ class TalkerT2AVAudioVAELoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, file, precision, device) -> io.NodeOutput:
+        if file == DEMO:
+            return io.NodeOutput(_demo_part("audio_codec"))
         return io.NodeOutput(_load(pipeline.load_audio_codec, file, precision, device, side_model=True))
 
 
@@ -89,6 +140,8 @@ class TalkerT2AVVideoModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, file, precision, device) -> io.NodeOutput:
+        if file == DEMO:
+            return io.NodeOutput(_demo_part("renderer"))
         return io.NodeOutput(_load(pipeline.load_renderer, file, precision, device, side_model=True))
 
 
@@ -104,6 +157,8 @@ class TalkerT2AVSpeakerEncoderLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, file, precision, device) -> io.NodeOutput:
+        if file == DEMO:
+            return io.NodeOutput(_demo_part("speaker_encoder"))
         return io.NodeOutput(_load(pipeline.load_speaker_encoder, file, precision, device, side_model=True))
 
 

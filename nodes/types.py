@@ -35,7 +35,9 @@ DEVICE_TOOLTIP = "default: the device ComfyUI computes on (moved there only whil
 @dataclass(frozen=True)
 class ModelHandle:
     """A loaded model as the library uses it, the ModelPatcher through which ComfyUI loads, offloads and
-    evicts its weights, and (for the generator) its tokenizer."""
+    evicts its weights, and (for the generator) its tokenizer. ``patcher`` is None for a model without a
+    torch module (the bundled demo's codecs, face renderer and voice embedder): it stays on the CPU and
+    ComfyUI's memory manager has nothing to move (host.load_model returns it as it is)."""
     model: Any
     patcher: Any
     tokenizer: Any = None

@@ -20,6 +20,8 @@ import pack_harness as H  # noqa: E402
 
 from t2av_core.errors import T2AVError  # noqa: E402
 
+DEMO = "bundled demo (no download)"
+
 
 @pytest.fixture(scope="module")
 def env(parity_dir):
@@ -81,7 +83,8 @@ def test_model_folder_keeps_yaml_paths_and_lists_released_names(env, tmp_path):
     loader = env.nodes["TalkerT2AVModelLoader"].define_schema()
     options = {p.id: p.options for p in loader.inputs}
     assert "model.safetensors" in options["file"] and "tokenizer.json" not in options["file"]
-    assert options["tokenizer"] == ["tokenizer.json"] and options["precision"] == ["auto", "fp32", "bf16", "fp16"]
+    assert options["tokenizer"] == [DEMO, "tokenizer.json"] and options["file"][0] == DEMO
+    assert options["precision"] == ["auto", "fp32", "bf16", "fp16"]
 
 
 def test_loaders_wrap_models_in_model_patchers(env):
