@@ -17,7 +17,8 @@ import pack_harness as H  # noqa: E402
 WORKFLOWS = H.REPO / "workflows"
 API = sorted((WORKFLOWS / "api").glob("*.json"))
 UI = sorted(WORKFLOWS.glob("*.json"))
-MODES = {"text_to_audio_video", "audio_driven_video", "video_dubbing", "reference_continuation"}
+MODES = {"text_to_audio_video", "audio_driven_video", "video_dubbing", "reference_continuation", "demo_no_download"}
+DEMO = "bundled demo (no download)"
 
 
 def test_every_mode_ships_as_a_ui_template_with_an_api_twin():
@@ -94,6 +95,9 @@ def test_ui_workflow_matches_its_api_twin_and_documents_models(name):
     loaders = [n for n in ui["nodes"] if n["type"].endswith("Loader") and n["type"].startswith("TalkerT2AV")]
     assert len(loaders) == 4
     for node in loaders:
+        if node["widgets_values"][0] == DEMO:  # shipped with the pack: nothing to download
+            assert "models" not in node["properties"]
+            continue
         models = node["properties"]["models"]
         assert models[0]["name"] == node["widgets_values"][0]  # the file widget, then the tokenizer if any
         assert all(m["directory"] == "talker_t2av" and m["url"].startswith("https://") for m in models)
