@@ -54,8 +54,6 @@ class LoadedModels:
     audio_codec: object
     renderer: object
     speaker_encoder: object
-    default_speaker: object  # (256,) tensor when the models bring a default voice (the demo), else None
-    default_face: object     # (H, W, 3) image when the models bring a default face (the demo), else None
     name: str
 
 
@@ -84,12 +82,11 @@ def load_models(models_dir: Path | None) -> LoadedModels:
         files = released_files(folder)
         _log(f"loading the released Talker-T2AV weights from {folder} ...")
         m = pipeline.load_models(**{k: str(v) for k, v in files.items()})
-        return LoadedModels(m.talker, m.tokenizer, m.audio_codec, m.renderer, m.speaker_encoder, None, None,
+        return LoadedModels(m.talker, m.tokenizer, m.audio_codec, m.renderer, m.speaker_encoder,
                             f"released weights in {folder}")
     import torch
 
     from .demo.bundle import load_demo
-    from .demo.face import default_face
     # The demo's matrices are tiny (width 128): one thread avoids hand-off costs that can slow it 10x+
     # on a busy machine.
     torch.set_num_threads(1)
@@ -97,7 +94,7 @@ def load_models(models_dir: Path | None) -> LoadedModels:
          "(small, trained on synthetic speech and a drawn face; for trying the pipeline, not for quality)")
     demo = load_demo()
     return LoadedModels(demo.talker, demo.tokenizer, demo.audio_codec, demo.renderer, demo.speaker_encoder,
-                        demo.default_speaker, default_face(demo.renderer.image_size), "bundled demo model")
+                        "bundled demo model")
 
 
 def generate(args: argparse.Namespace) -> int:
@@ -120,19 +117,13 @@ def generate(args: argparse.Namespace) -> int:
     models = load_models(Path(args.models) if args.models else None)
     text = pipeline.encode_text(models.tokenizer, args.text)
 
+    # Without --voice / --face the models' own defaults are used (the demo has them; the released ones ask)
+    wave, rate = None, None
     if args.voice is not None:
         rate = models.speaker_encoder.sample_rate
-        voice = pipeline.encode_voice(models.speaker_encoder, None, read_audio(args.voice, rate), rate)
-    elif models.default_speaker is not None:
-        voice = pipeline.VoiceCondition(speaker=models.default_speaker, audio_latents=None, seconds=0.0)
-    else:
-        raise T2AVError("the released model needs a voice sample: pass --voice speech.wav (3-10 s of clean speech)")
-    if args.face is not None:
-        image = read_image(args.face)
-    elif models.default_face is not None:
-        image = models.default_face
-    else:
-        raise T2AVError("the released model needs a portrait: pass --face face.png")
+        wave = read_audio(args.voice, rate)
+    voice = pipeline.encode_voice(models.speaker_encoder, None, wave, rate)
+    image = read_image(args.face) if args.face is not None else None
     face = pipeline.encode_face(models.renderer, image)
 
     _log(f"generating speech and motion with the {models.name} (seed {args.seed}) ...")
