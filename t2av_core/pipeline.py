@@ -95,6 +95,14 @@ def resolve_dtype(precision: str, device: torch.device | str) -> torch.dtype:
     return torch.float16 if device.type == "mps" else torch.float32
 
 
+def model_dtype(precision: str, device: torch.device | str, side_model: bool = False) -> torch.dtype:
+    """The dtype to load a model's weights in. Under "auto" only the backbone drops to 16 bits on a GPU: the
+    side models (audio VAE, LIA-X, speaker encoder) are small and their decoders are sensitive to rounding."""
+    if side_model and precision == "auto":
+        return torch.float32
+    return resolve_dtype(precision, device)
+
+
 def _existing(path: str | Path, what: str) -> str:
     if not Path(path).exists():
         raise T2AVError(f"{what} not found: {path}")
@@ -147,10 +155,9 @@ def load_models(talker: str | Path | None = None, tokenizer: str | Path | None =
                 audio_codec: str | Path | None = None, renderer: str | Path | None = None,
                 speaker_encoder: str | Path | None = None, device: torch.device | str = "cpu",
                 precision: str = "auto") -> Models:
-    """Load whichever parts are given. Under "auto" only the backbone drops to 16 bits on a GPU: the side
-    models are small and their decoders are sensitive to rounding."""
-    dtype = resolve_dtype(precision, device)
-    side_dtype = torch.float32 if precision == "auto" else dtype
+    """Load whichever parts are given, at the dtypes of :func:`model_dtype`."""
+    dtype = model_dtype(precision, device)
+    side_dtype = model_dtype(precision, device, side_model=True)
     return Models(
         talker=None if talker is None else load_talker(talker, device, dtype),
         tokenizer=None if tokenizer is None else load_tokenizer(tokenizer),
@@ -198,7 +205,7 @@ def _encode_latents(codec: AudioCodec, wave: torch.Tensor, sample_rate: int) -> 
     else:
         from .audio.resample import resample
         latents = codec.encode(resample(wave, sample_rate, codec.sample_rate))
-    return _check_stream(latents.float().cpu(), AUDIO_LATENT_DIM, "audio latents")
+    return check_stream(latents.float().cpu(), AUDIO_LATENT_DIM, "audio latents")
 
 
 def encode_voice(speaker_encoder: SpeakerEncoder, audio_codec: AudioCodec | None, wave: torch.Tensor,
@@ -244,7 +251,7 @@ def encode_face(renderer: MotionRenderer, image: torch.Tensor) -> FaceCondition:
     with torch.inference_mode():
         state = renderer.prepare_face(image)
         motion = renderer.encode_motion(image[None]).float().cpu()
-    motion = _check_stream(motion, MOTION_LATENT_DIM, "face motion")[0]
+    motion = check_stream(motion, MOTION_LATENT_DIM, "face motion")[0]
     return FaceCondition(state=state, motion=motion, image_size=renderer.image_size)
 
 
@@ -273,7 +280,7 @@ def reference_motion(renderer: MotionRenderer, frames: torch.Tensor, fps: float 
             codes.append(renderer.encode_motion(chunk).float().cpu())
             if progress is not None:
                 progress(min(start + batch_size, frames.shape[0]), frames.shape[0])
-    return _check_stream(torch.cat(codes), MOTION_LATENT_DIM, "motion codes")
+    return check_stream(torch.cat(codes), MOTION_LATENT_DIM, "motion codes")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -317,7 +324,7 @@ def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondi
         raise T2AVError("prefix_seconds > 0 needs the reference audio latents: encode the voice with the audio "
                         "VAE connected, or set prefix_seconds to 0")
     if motion is not None:
-        face_motion = _check_stream(motion, MOTION_LATENT_DIM, "reference motion")
+        face_motion = check_stream(motion, MOTION_LATENT_DIM, "reference motion")
     else:  # the motion head's condition is the face itself; a prefix then holds the still face
         face_motion = face.motion[None].expand(max(prefix, 1), -1)
     return generate_av(model, text.prompt_ids, voice.speaker, face_motion, settings,
@@ -337,8 +344,8 @@ def av_streams(av) -> tuple[torch.Tensor, torch.Tensor]:
 def join_av(audio: torch.Tensor, motion: torch.Tensor):
     """Audio latents (T, 32) + raw motion (T, 40), e.g. edited separately -> AVLatents. Both streams are
     frame-aligned at 25 fps, so they must be equally long."""
-    audio = _check_stream(audio, AUDIO_LATENT_DIM, "audio latents")
-    motion = _check_stream(motion, MOTION_LATENT_DIM, "motion")
+    audio = check_stream(audio, AUDIO_LATENT_DIM, "audio latents")
+    motion = check_stream(motion, MOTION_LATENT_DIM, "motion")
     if audio.shape[0] != motion.shape[0]:
         raise T2AVError(f"audio ({audio.shape[0]} frames) and motion ({motion.shape[0]} frames) must be equally "
                         "long at 25 fps: trim one of them first")
@@ -349,7 +356,7 @@ def join_av(audio: torch.Tensor, motion: torch.Tensor):
 
 def decode_audio(codec: AudioCodec, av, progress: ProgressFn | None = None) -> tuple[torch.Tensor, int]:
     """AVLatents -> (mono wave (T * rate / 25,), rate): exactly as long as the video of the same latents."""
-    latents = _check_stream(av.audio, AUDIO_LATENT_DIM, "audio latents")
+    latents = check_stream(av.audio, AUDIO_LATENT_DIM, "audio latents")
     with torch.inference_mode():
         wave = codec.decode(latents, progress=progress).float().cpu().reshape(-1)
     wanted = latents.shape[0] * codec.sample_rate // FRAME_RATE
@@ -362,7 +369,7 @@ def decode_video(renderer: MotionRenderer, face: FaceCondition, av, batch_size: 
     """AVLatents + face -> frames (T, S, S, 3) float32 in 0..1 at 25 fps, rendered ``batch_size`` at a time."""
     if batch_size < 1:
         raise T2AVError(f"batch_size must be at least 1, got {batch_size}")
-    motion = _check_stream(av.motion_raw(), MOTION_LATENT_DIM, "motion")
+    motion = check_stream(av.motion_raw(), MOTION_LATENT_DIM, "motion")
     with torch.inference_mode():
         frames = renderer.render(face.state, motion, batch_size=int(batch_size), progress=progress)
     return frames.float().cpu().clamp(0, 1)
@@ -388,7 +395,8 @@ def mux(path: str | Path, frames: torch.Tensor, wave: torch.Tensor | None, sampl
 # Small helpers
 
 
-def _check_stream(x: torch.Tensor, dim: int, what: str) -> torch.Tensor:
+def check_stream(x: torch.Tensor, dim: int, what: str) -> torch.Tensor:
+    """``x`` as float32 if it is a non-empty, finite (frames, dim) tensor; T2AVError naming ``what`` otherwise."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != dim or x.shape[0] == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise T2AVError(f"{what} must be a (frames, {dim}) tensor; got {shape}")
