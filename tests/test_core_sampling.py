@@ -5,18 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import load_cases
-from core_helpers import assert_close
+from core_helpers import assert_close, load_tiny_core
 from t2av_core.errors import T2AVError
-from t2av_core.model.talker import load_talker
 from t2av_core.sampling import (CFGGuidance, CustomSchedule, EulerSolver, FlowSampler, HeunSolver, MidpointSolver,
                                 NoiseSource, RecordedNoise, SwaySchedule, UniformSchedule)
 
 
 @pytest.fixture(scope="module")
 def core(parity_dir):
-    manifest, tensors = load_cases(parity_dir / "core", "core_tiny")
-    return manifest, tensors, load_talker(parity_dir / "core" / "core_tiny.safetensors")
+    return load_tiny_core(parity_dir)
 
 
 GRID = [f"cfm.{h}.g{i:02d}" for h in ("speech", "motion") for i in range(16)]
