@@ -25,12 +25,10 @@ from .interfaces import FRAME_RATE, ProgressFn
 from .model.talker import TalkerT2AV
 from .motion_stats import denormalize_motion, motion_stats, normalize_motion
 from .sampling import SOLVERS, CFGGuidance, CustomSchedule, FlowSampler, NoiseSource, SwaySchedule
+from .text.prompt import TEMPLATE_IDS
 
 __all__ = ["GenerationSettings", "AVLatents", "generate_av", "generate_av_batch", "GenerationCancelled",
            "step_budget"]
-
-PROMPT_FRAME_IDS = 12  # chat-template ids around the text in a Talker prompt (see t2av_core.text.prompt)
-
 
 @dataclass
 class GenerationSettings:
@@ -218,7 +216,7 @@ def step_budget(settings: GenerationSettings, n_prompt_ids: int, prefix_patches:
     if settings.budget == "reference":
         total = max(math.ceil(speech_len / patch), motion_len // patch)
         return max(0, total - prefix_patches + settings.extra_patches)
-    n_text = max(1, n_prompt_ids - PROMPT_FRAME_IDS)
+    n_text = max(1, n_prompt_ids - TEMPLATE_IDS)
     seconds = 2.0 + settings.seconds_per_token * n_text
     return min(cap, math.ceil(seconds * FRAME_RATE / patch))
 
