@@ -51,11 +51,8 @@ class TalkerT2AVSaveVideo(io.ComfyNode):
     def execute(cls, video, filename_prefix) -> io.NodeOutput:
         frames, audio, fps = host.video_components(video)
         wave, rate = None, 0
-        if audio is not None:
+        if audio is not None:  # (channels, samples); mux mixes it down and cuts or pads it to the frames
             wave, rate = audio["waveform"][0].float().cpu(), int(audio["sample_rate"])
-            # Cut or pad the audio to the frames so the file's two streams end together.
-            wanted = int(round(frames.shape[0] / fps * rate))
-            wave = torch.nn.functional.pad(wave[:, :wanted], (0, max(0, wanted - wave.shape[1])))
         folder, filename, subfolder = host.save_path(filename_prefix)
         pipeline.mux(os.path.join(folder, filename), frames.float().cpu(), wave, rate, fps)
         info = {"filename": filename, "subfolder": subfolder, "frames": int(frames.shape[0]), "fps": float(fps),
