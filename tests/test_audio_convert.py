@@ -16,6 +16,7 @@ from t2av_core.audio.whisperx_vae import load_audio_vae
 from t2av_core.checkpoint_io import load_state_dict_file, read_component_config, read_metadata
 from t2av_core.convert import COMPONENTS, convert, main, register_component
 from t2av_core.errors import CheckpointError, T2AVError
+from t2av_core.video.lia_x import LiaXConfig
 
 
 def test_audio_vae_ckpt_to_safetensors(parity_dir, tmp_path):
@@ -66,7 +67,9 @@ def test_lia_x_and_speaker_are_resaved(parity_dir, tmp_path):
     convert("lia_x", lia, tmp_path / "lia.safetensors")
     assert_same_state_dict(load_state_dict_file(tmp_path / "lia.safetensors"), load_state_dict_file(lia))
     component, config = read_component_config(tmp_path / "lia.safetensors")
-    assert component == "lia_x" and isinstance(config, dict)  # config filled in when the LIA-X code is present
+    tiny = LiaXConfig.from_state_dict(load_state_dict_file(lia))
+    assert component == "lia_x" and config["style_dim"] == tiny.style_dim
+    assert config["decoder_channels"] == list(tiny.decoder_channels)
     pth = parity_dir / "codecs" / "speaker" / "speaker_tiny.pth"  # released {"model": state_dict} form
     convert("speaker", pth, tmp_path / "spk.safetensors")
     assert_same_state_dict(load_state_dict_file(tmp_path / "spk.safetensors"),
