@@ -173,7 +173,7 @@ def load_models(talker: str | Path | None = None, tokenizer: str | Path | None =
 
 def encode_text(tokenizer, text: str) -> TextCondition:
     """Text -> prompt ids in the released chat layout. Empty or over-long text raises T2AVError."""
-    prompt = tokenizer.build_prompt(text)
+    prompt = _loaded(tokenizer, "tokenizer").build_prompt(text)
     return TextCondition(text=prompt.text, prompt_ids=prompt.prefix_ids.reshape(-1))
 
 
@@ -215,6 +215,7 @@ def encode_voice(speaker_encoder: SpeakerEncoder, audio_codec: AudioCodec | None
     embedding and the latents cover the same whole number of 25 fps frames."""
     from .audio.resample import resample
     from .speaker.encoder import talker_speaker_input, talker_speech_frames
+    _loaded(speaker_encoder, "speaker_encoder")
     wave = to_mono(wave, sample_rate)
     wave16 = resample(wave, sample_rate, speaker_encoder.sample_rate)[: 30 * speaker_encoder.sample_rate]
     frames = talker_speech_frames(wave16.numel())
@@ -233,7 +234,7 @@ def encode_audio(audio_codec: AudioCodec, wave: torch.Tensor, sample_rate: int) 
     """Any speech recording -> audio latents (T, 32) at 25 fps (at most 30 s): the fixed speech of the
     audio-driven mode."""
     with torch.inference_mode():
-        return _encode_latents(audio_codec, to_mono(wave, sample_rate), sample_rate)
+        return _encode_latents(_loaded(audio_codec, "audio_codec"), to_mono(wave, sample_rate), sample_rate)
 
 
 def _image(image: torch.Tensor) -> torch.Tensor:
@@ -247,6 +248,7 @@ def _image(image: torch.Tensor) -> torch.Tensor:
 
 def encode_face(renderer: MotionRenderer, image: torch.Tensor) -> FaceCondition:
     """A face picture (H, W, 3), or the first of a (B, H, W, 3) batch, in 0..1 and of any size -> face."""
+    _loaded(renderer, "renderer")
     image = _image(image)
     with torch.inference_mode():
         state = renderer.prepare_face(image)
@@ -269,6 +271,7 @@ def frames_at_25fps(frames: torch.Tensor, fps: float) -> torch.Tensor:
 def reference_motion(renderer: MotionRenderer, frames: torch.Tensor, fps: float = FRAME_RATE,
                      batch_size: int = 8, progress: ProgressFn | None = None) -> torch.Tensor:
     """Video frames (T, H, W, 3) in 0..1 at ``fps`` -> raw motion codes (T', 40) at 25 fps, at most 30 s."""
+    _loaded(renderer, "renderer")
     frames = torch.as_tensor(frames)
     if frames.dim() != 4 or frames.shape[-1] not in (3, 4) or frames.shape[0] == 0:
         raise T2AVError(f"reference frames must be a non-empty (T, H, W, 3) batch; got {tuple(frames.shape)}")
@@ -318,6 +321,7 @@ def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondi
     the run audio-driven (speech fixed, motion drawn); ``given_motion`` (T, 40 raw) is dubbing (motion
     fixed, speech drawn); a given stream sets the length. ``progress(done, total)`` is called once per
     patch; raising in it stops the run. Returns the core ``AVLatents``, prefix included."""
+    _loaded(model, "talker")
     settings = make_settings(parts, seed, max_seconds, prefix_seconds)
     prefix = int(prefix_seconds * FRAME_RATE) // PATCH_FRAMES * PATCH_FRAMES
     if prefix and voice.audio_latents is None:
@@ -356,6 +360,7 @@ def join_av(audio: torch.Tensor, motion: torch.Tensor):
 
 def decode_audio(codec: AudioCodec, av, progress: ProgressFn | None = None) -> tuple[torch.Tensor, int]:
     """AVLatents -> (mono wave (T * rate / 25,), rate): exactly as long as the video of the same latents."""
+    _loaded(codec, "audio_codec")
     latents = check_stream(av.audio, AUDIO_LATENT_DIM, "audio latents")
     with torch.inference_mode():
         wave = codec.decode(latents, progress=progress).float().cpu().reshape(-1)
@@ -367,6 +372,7 @@ def decode_audio(codec: AudioCodec, av, progress: ProgressFn | None = None) -> t
 def decode_video(renderer: MotionRenderer, face: FaceCondition, av, batch_size: int = 8,
                  progress: ProgressFn | None = None) -> torch.Tensor:
     """AVLatents + face -> frames (T, S, S, 3) float32 in 0..1 at 25 fps, rendered ``batch_size`` at a time."""
+    _loaded(renderer, "renderer")
     if batch_size < 1:
         raise T2AVError(f"batch_size must be at least 1, got {batch_size}")
     motion = check_stream(av.motion_raw(), MOTION_LATENT_DIM, "motion")
@@ -393,6 +399,13 @@ def mux(path: str | Path, frames: torch.Tensor, wave: torch.Tensor | None, sampl
 
 # ----------------------------------------------------------------------------------------------------------
 # Small helpers
+
+
+def _loaded(model, name: str):
+    """``model``, or a T2AVError when that part was never loaded (e.g. a ``Models`` field left None)."""
+    if model is None:
+        raise T2AVError(f"no {name} is loaded: pass its file to load_models({name}=...) first")
+    return model
 
 
 def check_stream(x: torch.Tensor, dim: int, what: str) -> torch.Tensor:
