@@ -377,8 +377,12 @@ def decode_video(renderer: MotionRenderer, face: FaceCondition, av, batch_size: 
         raise T2AVError(f"batch_size must be at least 1, got {batch_size}")
     motion = check_stream(av.motion_raw(), MOTION_LATENT_DIM, "motion")
     with torch.inference_mode():
-        frames = renderer.render(face.state, motion, batch_size=int(batch_size), progress=progress)
-    return frames.float().cpu().clamp(0, 1)
+        frames = renderer.render(face.state, motion, batch_size=int(batch_size), progress=progress).float().cpu()
+    # Frames are 0..1 by the MotionRenderer contract; clamping anyway would copy the whole clip (9.4 GB for a
+    # minute at 512x512), so only a renderer that breaks the contract pays for it.
+    if frames.min() < 0 or frames.max() > 1:
+        frames = frames.clamp(0, 1)
+    return frames
 
 
 def mux(path: str | Path, frames: torch.Tensor, wave: torch.Tensor | None, sample_rate: int | None,

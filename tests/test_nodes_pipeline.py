@@ -102,3 +102,22 @@ def test_joined_streams_split_back_and_mux_refuses_empty_video(tmp_path):
         pipeline.join_av(audio, torch.randn(8, 32))
     with pytest.raises(T2AVError, match="non-empty"):
         pipeline.mux(tmp_path / "x.mp4", torch.zeros(0, 8, 8, 3), None, None)
+
+
+def test_decoded_frames_are_clamped_only_when_the_renderer_overshoots():
+    class Renderer:  # a MotionRenderer that returns a fixed clip
+        image_size = 2
+
+        def __init__(self, frames):
+            self.frames = frames
+
+        def render(self, face, motion, batch_size=8, progress=None):
+            return self.frames
+
+    av = pipeline.join_av(torch.zeros(3, 32), torch.zeros(3, 40))
+    face = pipeline.FaceCondition(state=None, motion=torch.zeros(40), image_size=2)
+    good = torch.rand(3, 2, 2, 3)
+    out = pipeline.decode_video(Renderer(good), face, av)
+    assert out.data_ptr() == good.data_ptr()  # no second copy of the clip
+    wild = good * 3 - 1
+    assert torch.equal(pipeline.decode_video(Renderer(wild), face, av), wild.clamp(0, 1))
