@@ -298,15 +298,11 @@ def sway_sigmas(steps: int = 10, sway: float = 1.0) -> torch.Tensor:
 
 def make_settings(parts: SamplerParts, seed: int, max_seconds: float, prefix_seconds: float):
     """Core GenerationSettings for one run. Noise comes from a CPU generator seeded with ``seed``, so a seed
-    gives the same result on any device."""
-    if max_seconds <= 0 or prefix_seconds < 0:
-        raise T2AVError(f"max_seconds must be positive and prefix_seconds not negative; got {max_seconds}, "
-                        f"{prefix_seconds}")
+    gives the same result on any device. GenerationSettings validates every value."""
     times = None if parts.sigmas is None else tuple(torch.as_tensor(parts.sigmas).reshape(-1).tolist())
-    common = dict(cfm_steps=parts.steps, sway=parts.sway, times=times, temperature=parts.temperature,
-                  cfg_scale=parts.cfg, zero_star=parts.zero_star, prefix_seconds=prefix_seconds,
-                  max_seconds=max_seconds, seed=int(seed))
-    return GenerationSettings(solver=parts.solver, **common)
+    return GenerationSettings(solver=parts.solver, cfm_steps=parts.steps, sway=parts.sway, times=times,
+                              temperature=parts.temperature, cfg_scale=parts.cfg, zero_star=parts.zero_star,
+                              prefix_seconds=prefix_seconds, max_seconds=max_seconds, seed=int(seed))
 
 
 def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondition, parts: SamplerParts,
