@@ -315,12 +315,12 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
             if audio_in is not None:
                 speech = audio_in[step].expand(B, -1, -1)
             else:
-                z = torch.cat([n.draw((1, cfg.speech_dim, P), dev, dt) for n in noise])
+                z = torch.cat([n.draw((1, cfg.speech_dim, P), dev) for n in noise])  # fp32, like the ODE state
                 speech = sampler.sample(model.speech_cfm.estimator, h, speech_cond, speaker, z)
             if motion_in is not None:
                 motion = motion_in[step].expand(B, -1, -1)
             else:
-                z = torch.cat([n.draw((1, cfg.motion_dim, P), dev, dt) for n in noise])
+                z = torch.cat([n.draw((1, cfg.motion_dim, P), dev) for n in noise])
                 motion = sampler.sample(model.motion_cfm.estimator, h, motion_cond, first, z)
             if trace is not None:
                 for key, val in (("mu", h), ("speech_cond", speech_cond), ("motion_cond", motion_cond),
