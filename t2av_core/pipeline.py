@@ -190,11 +190,9 @@ def to_mono(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
                         f"got {tuple(wave.shape)}")
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise T2AVError(f"the sample rate must be a positive whole number of Hz, got {sample_rate}")
+    from .media.audio_io import check_audio_usable
     wave = wave.float()
-    if wave.numel() == 0 or not torch.isfinite(wave).all():
-        raise T2AVError("the audio is empty or contains NaN/inf samples")
-    if wave.abs().max() < 1e-4:
-        raise T2AVError("the audio is silent: use a recording in which the voice is audible")
+    check_audio_usable(wave, sample_rate, min_seconds=0.0, what="the audio")  # empty, NaN/inf or silent
     return wave
 
 
