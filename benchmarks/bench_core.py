@@ -66,7 +66,7 @@ def main() -> None:
           f"{args.dtype}, threads {torch.get_num_threads()}, built in {time.perf_counter() - t0:.1f} s")
 
     sampler = GenerationSettings(cfm_steps=args.cfm_steps).sampler()
-    D, P = cfg.hidden, cfg.patch_size
+    P = cfg.patch_size
     dev = args.device
     bb = model.backbone
     ids = torch.randint(0, cfg.backbone.vocab, (1, args.prompt), device=dev)

@@ -6,11 +6,10 @@ by its own name unless it was pip-installed; the pack folder is then appended (n
 """
 
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
-try:
-    import t2av_core  # noqa: F401
-except ImportError:
+if find_spec("t2av_core") is None:
     sys.path.append(str(Path(__file__).resolve().parents[1]))
 
 from .extension import TalkerT2AVExtension, comfy_entrypoint  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from t2av_core import pipeline
+from t2av_core.errors import T2AVError
 from t2av_core.media.audio_io import audio_from_comfy
 
 from . import host
@@ -97,7 +98,7 @@ class TalkerT2AVMotionEncode(io.ComfyNode):
         if video is not None:
             images, _, fps = host.video_components(video)
         elif images is None:
-            raise ValueError("connect a reference VIDEO or an IMAGE batch")
+            raise T2AVError("connect a reference VIDEO or an IMAGE batch")
         motion = pipeline.reference_motion(host.load_model(video_model), images, fps,
                                            progress=host.progress(images.shape[0]))
         return io.NodeOutput(motion, motion.shape[0] / pipeline.FRAME_RATE)

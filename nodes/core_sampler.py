@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from t2av_core.errors import T2AVError
+
 from . import host
 
 # These need ComfyUI's CFG guider hooks (post-CFG functions) that a flow head does not have.
@@ -18,11 +20,11 @@ class CoreSamplerSolver:
     def __init__(self, sampler):
         function = getattr(sampler, "sampler_function", None)
         if function is None or not callable(getattr(sampler, "sample", None)):
-            raise ValueError(f"{type(sampler).__name__} is not a core k-diffusion SAMPLER; use KSamplerSelect or "
+            raise T2AVError(f"{type(sampler).__name__} is not a core k-diffusion SAMPLER; use KSamplerSelect or "
                              "the Talker-T2AV Flow Solver node")
         name = getattr(function, "__name__", "")
         if any(tag in name for tag in _NEEDS_GUIDER):
-            raise ValueError(f"the core sampler '{name}' needs ComfyUI's own CFG guider and cannot drive the Talker "
+            raise T2AVError(f"the core sampler '{name}' needs ComfyUI's own CFG guider and cannot drive the Talker "
                              "flow heads; pick a sampler without '_cfg_pp' (euler, heun, dpmpp_2m, uni_pc, ...)")
         self.sampler = sampler
         self.name = name

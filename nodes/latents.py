@@ -7,7 +7,7 @@ from t2av_core.media.audio_io import audio_to_comfy
 
 from . import host
 from .host import io
-from .types import CATEGORY, AudioLatent, AudioVAE, AVLatent, Face, Motion, VideoModel, check_latent
+from .types import CATEGORY, AudioLatent, AudioVAE, AVLatent, Face, Motion, VideoModel
 
 
 class TalkerT2AVSplit(io.ComfyNode):
@@ -36,9 +36,7 @@ class TalkerT2AVJoin(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio_latent, motion) -> io.NodeOutput:
-        check_latent(audio_latent, pipeline.AUDIO_LATENT_DIM, "audio_latent")
-        check_latent(motion, pipeline.MOTION_LATENT_DIM, "motion")
-        return io.NodeOutput(pipeline.join_av(audio_latent, motion))
+        return io.NodeOutput(pipeline.join_av(audio_latent, motion))  # join_av checks both streams
 
 
 class TalkerT2AVAudioDecode(io.ComfyNode):

@@ -11,8 +11,6 @@ import copy
 import functools
 import os
 
-import torch
-
 from t2av_core import pipeline
 
 from . import host
@@ -76,10 +74,7 @@ def _common_inputs(tooltip: str) -> list:
 def _load(loader, file: str, precision: str, device: str, side_model: bool):
     """Build the module on the CPU at the chosen precision, then let ComfyUI move it when it is used."""
     target = host.compute_device(device)
-    if side_model and precision == "auto":
-        dtype = torch.float32  # the side models are small and their decoders sensitive to rounding
-    else:
-        dtype = pipeline.resolve_dtype(precision, target)
+    dtype = pipeline.model_dtype(precision, target, side_model)
     model = loader(host.model_path(file), device="cpu", dtype=dtype)
     module = pipeline.torch_module(model)
     if module is None:

@@ -8,7 +8,7 @@ from . import host
 from .core_sampler import CoreSamplerSolver
 from .host import io
 from .types import (CATEGORY, AudioLatent, AVLatent, Conditioning, Face, Guidance, GuidanceSettings, Motion,
-                    Solver, TalkerModel, Voice, check_latent)
+                    Solver, TalkerModel, Voice)
 
 
 class TalkerT2AVSolver(io.ComfyNode):
@@ -116,10 +116,11 @@ class TalkerT2AVSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, conditioning, voice, face, solver, sigmas, guidance, seed, max_seconds, prefix_seconds,
                 temperature, reference_motion=None, given_audio=None, given_motion=None) -> io.NodeOutput:
+        # checked before the model is moved to its device
         if given_audio is not None:
-            check_latent(given_audio, pipeline.AUDIO_LATENT_DIM, "given_audio")
+            pipeline.check_stream(given_audio, pipeline.AUDIO_LATENT_DIM, "given_audio")
         if given_motion is not None:
-            check_latent(given_motion, pipeline.MOTION_LATENT_DIM, "given_motion")
+            pipeline.check_stream(given_motion, pipeline.MOTION_LATENT_DIM, "given_motion")
         parts = pipeline.SamplerParts(solver=solver, sigmas=sigmas, cfg=guidance.cfg, zero_star=guidance.zero_star,
                                       temperature=temperature)
         talker = host.load_model(model)

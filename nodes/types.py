@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from .host import io
 
 TalkerModel = io.Custom("TALKER_T2AV_MODEL")
@@ -47,10 +45,3 @@ class ModelHandle:
 class GuidanceSettings:
     cfg: float
     zero_star: bool
-
-
-def check_latent(value: Any, dim: int, what: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor) or value.dim() != 2 or value.shape[1] != dim:
-        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"{what} must be a (frames, {dim}) tensor, got {shape}")
-    return value

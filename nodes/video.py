@@ -7,16 +7,18 @@ import os
 import torch
 
 from t2av_core import pipeline
+from t2av_core.errors import T2AVError
 
 from . import host
 from .host import io
+from .types import CATEGORY
 
 
 class TalkerT2AVMux(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="TalkerT2AVMux", display_name="Talker-T2AV Combine Video", category="Talker-T2AV/video",
+            node_id="TalkerT2AVMux", display_name="Talker-T2AV Combine Video", category=f"{CATEGORY}/video",
             description="IMAGE frames + AUDIO + fps -> core VIDEO (works with core Save Video too).",
             inputs=[io.Image.Input("images", tooltip="Frames, e.g. from Talker-T2AV Video Decode."),
                     io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.01,
@@ -28,7 +30,7 @@ class TalkerT2AVMux(io.ComfyNode):
     @classmethod
     def execute(cls, images, fps, audio=None) -> io.NodeOutput:
         if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
-            raise ValueError("images must be a non-empty IMAGE batch (frames, height, width, 3)")
+            raise T2AVError("images must be a non-empty IMAGE batch (frames, height, width, 3)")
         return io.NodeOutput(host.make_video(images, audio, fps))
 
 
@@ -36,7 +38,7 @@ class TalkerT2AVSaveVideo(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="TalkerT2AVSaveVideo", display_name="Talker-T2AV Save Video", category="Talker-T2AV/video",
+            node_id="TalkerT2AVSaveVideo", display_name="Talker-T2AV Save Video", category=f"{CATEGORY}/video",
             description="Writes the VIDEO as an H.264/AAC mp4 to the output folder and shows it with a synchronized "
                         "audio-video player and its duration.",
             inputs=[io.Video.Input("video"),
@@ -49,11 +51,8 @@ class TalkerT2AVSaveVideo(io.ComfyNode):
     def execute(cls, video, filename_prefix) -> io.NodeOutput:
         frames, audio, fps = host.video_components(video)
         wave, rate = None, 0
-        if audio is not None:
+        if audio is not None:  # (channels, samples); mux mixes it down and cuts or pads it to the frames
             wave, rate = audio["waveform"][0].float().cpu(), int(audio["sample_rate"])
-            # Cut or pad the audio to the frames so the file's two streams end together.
-            wanted = int(round(frames.shape[0] / fps * rate))
-            wave = torch.nn.functional.pad(wave[:, :wanted], (0, max(0, wanted - wave.shape[1])))
         folder, filename, subfolder = host.save_path(filename_prefix)
         pipeline.mux(os.path.join(folder, filename), frames.float().cpu(), wave, rate, fps)
         info = {"filename": filename, "subfolder": subfolder, "frames": int(frames.shape[0]), "fps": float(fps),

@@ -177,16 +177,19 @@ def load_checkpoint_object(path: str | os.PathLike) -> Any:
     except CheckpointError:
         raise
     except Exception as e:  # zip/record errors, truncated streams
-        raise CheckpointError(f"cannot read checkpoint {p}: {e}. The file is corrupt, truncated or "
-                              "not a PyTorch checkpoint") from e
+        raise _unreadable(p, e) from e
     try:
         return torch.load(p, map_location="cpu", weights_only=False, pickle_module=restricted_pickle,
                           mmap=use_mmap)
     except CheckpointError:
         raise
     except Exception as e:
-        raise CheckpointError(f"cannot read checkpoint {p}: {e}. The file is corrupt, truncated or "
-                              "not a PyTorch checkpoint") from e
+        raise _unreadable(p, e) from e
+
+
+def _unreadable(p: Path, error: Exception) -> CheckpointError:
+    return CheckpointError(f"cannot read checkpoint {p}: {error}. The file is corrupt, truncated or not a "
+                           "PyTorch checkpoint")
 
 
 def _is_state_dict(obj: Any) -> bool:

@@ -7,13 +7,12 @@ either the released file or the converted one. The header holds ``component`` an
 pickle-based sources are read without executing their pickle (see ``t2av_core.checkpoint_io``).
 
 Components live in :data:`COMPONENTS`. Each names how to pick its tensors and how to infer its config
-from them; model code elsewhere can plug its own config inference in with :func:`register_component`.
+from them (with the model code's own ``from_state_dict``); :func:`register_component` adds or changes one.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -22,8 +21,12 @@ from typing import Callable
 
 import torch
 
+from t2av_core.audio.whisperx_vae import WhisperXVAEConfig, check_audio_vae_keys, select_audio_vae_keys
 from t2av_core.checkpoint_io import load_state_dict_file, save_component
 from t2av_core.errors import T2AVError
+from t2av_core.model.config import TalkerConfig
+from t2av_core.speaker.encoder import checkpoint_key_to_module, configs_from_state_dict
+from t2av_core.video.lia_x import LiaXConfig
 
 StateDict = dict[str, torch.Tensor]
 # (state dict, user options) -> JSON-serialisable config dict
@@ -49,48 +52,29 @@ def _as_json(obj) -> object:
 
 
 def _speaker_config(sd: StateDict, options: dict) -> dict:
-    try:  # the speaker model code infers its sizes from its own (module) key names
-        from t2av_core.speaker.encoder import checkpoint_key_to_module, configs_from_state_dict  # type: ignore
-    except ImportError:  # the speaker model code is not installed: store no config
-        return {}
+    # the speaker model code infers its sizes from its own (module) key names
     wavlm, ecapa = configs_from_state_dict({checkpoint_key_to_module(k): v for k, v in sd.items()})
     return {"wavlm": _as_json(wavlm), "ecapa": _as_json(ecapa)}
 
 
-def _audio_vae_select(sd: StateDict) -> StateDict:
-    from t2av_core.audio.whisperx_vae import select_audio_vae_keys
-    return select_audio_vae_keys(sd)
-
-
 def _audio_vae_config(sd: StateDict, options: dict) -> dict:
-    from t2av_core.audio.whisperx_vae import WhisperXVAEConfig, check_audio_vae_keys
-
     cfg = WhisperXVAEConfig.from_state_dict(sd, options.get("whisper_heads"))
     check_audio_vae_keys(sd, cfg)
     return cfg.to_dict()
 
 
-def _from_state_dict_of(module: str, config_class: str) -> ConfigFn:
-    """Config inference through ``<module>.<config_class>.from_state_dict`` of the model's own code.
-
-    Imported lazily: when that model code is not installed the converted file just stores no config.
-    """
-    def infer(sd: StateDict, options: dict) -> dict:
-        try:
-            cls = getattr(importlib.import_module(module), config_class)
-        except (ImportError, AttributeError):
-            return {}
-        return _as_json(cls.from_state_dict(sd))
-    return infer
+def _from_state_dict_of(config_class: type) -> ConfigFn:
+    """Config inference through the model code's own ``config_class.from_state_dict``."""
+    return lambda sd, options: _as_json(config_class.from_state_dict(sd))
 
 
 COMPONENTS: dict[str, ComponentSpec] = {
     "talker": ComponentSpec("Talker-T2AV generator (model.safetensors)",
-                            infer_config=_from_state_dict_of("t2av_core.model.config", "TalkerConfig")),
+                            infer_config=_from_state_dict_of(TalkerConfig)),
     "audio_vae": ComponentSpec("WhisperX-VAE audio codec (whisperx-vae/model.ckpt)",
-                               select=_audio_vae_select, infer_config=_audio_vae_config),
+                               select=select_audio_vae_keys, infer_config=_audio_vae_config),
     "lia_x": ComponentSpec("LIA-X face renderer (lia-x.pt)",
-                           infer_config=_from_state_dict_of("t2av_core.video.lia_x", "LiaXConfig")),
+                           infer_config=_from_state_dict_of(LiaXConfig)),
     "speaker": ComponentSpec("WavLM-Large + ECAPA speaker encoder (wavlm_large_finetune.pth)",
                              # the training loss head is saved in the released file but never used
                              select=lambda sd: {k: v for k, v in sd.items() if not k.startswith("loss_calculator.")},

@@ -25,12 +25,10 @@ from .interfaces import FRAME_RATE, ProgressFn
 from .model.talker import TalkerT2AV
 from .motion_stats import denormalize_motion, motion_stats, normalize_motion
 from .sampling import SOLVERS, CFGGuidance, CustomSchedule, FlowSampler, NoiseSource, SwaySchedule
+from .text.prompt import TEMPLATE_IDS
 
 __all__ = ["GenerationSettings", "AVLatents", "generate_av", "generate_av_batch", "GenerationCancelled",
            "step_budget"]
-
-PROMPT_FRAME_IDS = 12  # chat-template ids around the text in a Talker prompt (see t2av_core.text.prompt)
-
 
 @dataclass
 class GenerationSettings:
@@ -218,7 +216,7 @@ def step_budget(settings: GenerationSettings, n_prompt_ids: int, prefix_patches:
     if settings.budget == "reference":
         total = max(math.ceil(speech_len / patch), motion_len // patch)
         return max(0, total - prefix_patches + settings.extra_patches)
-    n_text = max(1, n_prompt_ids - PROMPT_FRAME_IDS)
+    n_text = max(1, n_prompt_ids - TEMPLATE_IDS)
     seconds = 2.0 + settings.seconds_per_token * n_text
     return min(cap, math.ceil(seconds * FRAME_RATE / patch))
 
@@ -317,12 +315,12 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
             if audio_in is not None:
                 speech = audio_in[step].expand(B, -1, -1)
             else:
-                z = torch.cat([n.draw((1, cfg.speech_dim, P), dev, dt) for n in noise])
+                z = torch.cat([n.draw((1, cfg.speech_dim, P), dev) for n in noise])  # fp32, like the ODE state
                 speech = sampler.sample(model.speech_cfm.estimator, h, speech_cond, speaker, z)
             if motion_in is not None:
                 motion = motion_in[step].expand(B, -1, -1)
             else:
-                z = torch.cat([n.draw((1, cfg.motion_dim, P), dev, dt) for n in noise])
+                z = torch.cat([n.draw((1, cfg.motion_dim, P), dev) for n in noise])
                 motion = sampler.sample(model.motion_cfm.estimator, h, motion_cond, first, z)
             if trace is not None:
                 for key, val in (("mu", h), ("speech_cond", speech_cond), ("motion_cond", motion_cond),

@@ -95,6 +95,14 @@ def resolve_dtype(precision: str, device: torch.device | str) -> torch.dtype:
     return torch.float16 if device.type == "mps" else torch.float32
 
 
+def model_dtype(precision: str, device: torch.device | str, side_model: bool = False) -> torch.dtype:
+    """The dtype to load a model's weights in. Under "auto" only the backbone drops to 16 bits on a GPU: the
+    side models (audio VAE, LIA-X, speaker encoder) are small and their decoders are sensitive to rounding."""
+    if side_model and precision == "auto":
+        return torch.float32
+    return resolve_dtype(precision, device)
+
+
 def _existing(path: str | Path, what: str) -> str:
     if not Path(path).exists():
         raise T2AVError(f"{what} not found: {path}")
@@ -147,10 +155,9 @@ def load_models(talker: str | Path | None = None, tokenizer: str | Path | None =
                 audio_codec: str | Path | None = None, renderer: str | Path | None = None,
                 speaker_encoder: str | Path | None = None, device: torch.device | str = "cpu",
                 precision: str = "auto") -> Models:
-    """Load whichever parts are given. Under "auto" only the backbone drops to 16 bits on a GPU: the side
-    models are small and their decoders are sensitive to rounding."""
-    dtype = resolve_dtype(precision, device)
-    side_dtype = torch.float32 if precision == "auto" else dtype
+    """Load whichever parts are given, at the dtypes of :func:`model_dtype`."""
+    dtype = model_dtype(precision, device)
+    side_dtype = model_dtype(precision, device, side_model=True)
     return Models(
         talker=None if talker is None else load_talker(talker, device, dtype),
         tokenizer=None if tokenizer is None else load_tokenizer(tokenizer),
@@ -166,7 +173,7 @@ def load_models(talker: str | Path | None = None, tokenizer: str | Path | None =
 
 def encode_text(tokenizer, text: str) -> TextCondition:
     """Text -> prompt ids in the released chat layout. Empty or over-long text raises T2AVError."""
-    prompt = tokenizer.build_prompt(text)
+    prompt = _loaded(tokenizer, "tokenizer").build_prompt(text)
     return TextCondition(text=prompt.text, prompt_ids=prompt.prefix_ids.reshape(-1))
 
 
@@ -183,11 +190,9 @@ def to_mono(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
                         f"got {tuple(wave.shape)}")
     if int(sample_rate) != sample_rate or sample_rate <= 0:
         raise T2AVError(f"the sample rate must be a positive whole number of Hz, got {sample_rate}")
+    from .media.audio_io import check_audio_usable
     wave = wave.float()
-    if wave.numel() == 0 or not torch.isfinite(wave).all():
-        raise T2AVError("the audio is empty or contains NaN/inf samples")
-    if wave.abs().max() < 1e-4:
-        raise T2AVError("the audio is silent: use a recording in which the voice is audible")
+    check_audio_usable(wave, sample_rate, min_seconds=0.0, what="the audio")  # empty, NaN/inf or silent
     return wave
 
 
@@ -198,7 +203,7 @@ def _encode_latents(codec: AudioCodec, wave: torch.Tensor, sample_rate: int) -> 
     else:
         from .audio.resample import resample
         latents = codec.encode(resample(wave, sample_rate, codec.sample_rate))
-    return _check_stream(latents.float().cpu(), AUDIO_LATENT_DIM, "audio latents")
+    return check_stream(latents.float().cpu(), AUDIO_LATENT_DIM, "audio latents")
 
 
 def default_voice(speaker_encoder: SpeakerEncoder) -> VoiceCondition:
@@ -222,6 +227,7 @@ def encode_voice(speaker_encoder: SpeakerEncoder, audio_codec: AudioCodec | None
     (``wave`` None) the encoder's default voice is used (``default_voice``): identity only, no latents."""
     from .audio.resample import resample
     from .speaker.encoder import talker_speaker_input, talker_speech_frames
+    _loaded(speaker_encoder, "speaker_encoder")
     if wave is None:
         return default_voice(speaker_encoder)
     if sample_rate is None:
@@ -244,7 +250,7 @@ def encode_audio(audio_codec: AudioCodec, wave: torch.Tensor, sample_rate: int) 
     """Any speech recording -> audio latents (T, 32) at 25 fps (at most 30 s): the fixed speech of the
     audio-driven mode."""
     with torch.inference_mode():
-        return _encode_latents(audio_codec, to_mono(wave, sample_rate), sample_rate)
+        return _encode_latents(_loaded(audio_codec, "audio_codec"), to_mono(wave, sample_rate), sample_rate)
 
 
 def _image(image: torch.Tensor) -> torch.Tensor:
@@ -269,11 +275,12 @@ def default_face_image(renderer: MotionRenderer) -> torch.Tensor:
 def encode_face(renderer: MotionRenderer, image: torch.Tensor | None = None) -> FaceCondition:
     """A face picture (H, W, 3), or the first of a (B, H, W, 3) batch, in 0..1 and of any size -> face.
     Without a picture (``image`` None) the renderer's default face is used (``default_face_image``)."""
+    _loaded(renderer, "renderer")
     image = _image(default_face_image(renderer) if image is None else image)
     with torch.inference_mode():
         state = renderer.prepare_face(image)
         motion = renderer.encode_motion(image[None]).float().cpu()
-    motion = _check_stream(motion, MOTION_LATENT_DIM, "face motion")[0]
+    motion = check_stream(motion, MOTION_LATENT_DIM, "face motion")[0]
     return FaceCondition(state=state, motion=motion, image_size=renderer.image_size)
 
 
@@ -291,6 +298,7 @@ def frames_at_25fps(frames: torch.Tensor, fps: float) -> torch.Tensor:
 def reference_motion(renderer: MotionRenderer, frames: torch.Tensor, fps: float = FRAME_RATE,
                      batch_size: int = 8, progress: ProgressFn | None = None) -> torch.Tensor:
     """Video frames (T, H, W, 3) in 0..1 at ``fps`` -> raw motion codes (T', 40) at 25 fps, at most 30 s."""
+    _loaded(renderer, "renderer")
     frames = torch.as_tensor(frames)
     if frames.dim() != 4 or frames.shape[-1] not in (3, 4) or frames.shape[0] == 0:
         raise T2AVError(f"reference frames must be a non-empty (T, H, W, 3) batch; got {tuple(frames.shape)}")
@@ -302,7 +310,7 @@ def reference_motion(renderer: MotionRenderer, frames: torch.Tensor, fps: float 
             codes.append(renderer.encode_motion(chunk).float().cpu())
             if progress is not None:
                 progress(min(start + batch_size, frames.shape[0]), frames.shape[0])
-    return _check_stream(torch.cat(codes), MOTION_LATENT_DIM, "motion codes")
+    return check_stream(torch.cat(codes), MOTION_LATENT_DIM, "motion codes")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -317,15 +325,11 @@ def sway_sigmas(steps: int = 10, sway: float = 1.0) -> torch.Tensor:
 
 def make_settings(parts: SamplerParts, seed: int, max_seconds: float, prefix_seconds: float):
     """Core GenerationSettings for one run. Noise comes from a CPU generator seeded with ``seed``, so a seed
-    gives the same result on any device."""
-    if max_seconds <= 0 or prefix_seconds < 0:
-        raise T2AVError(f"max_seconds must be positive and prefix_seconds not negative; got {max_seconds}, "
-                        f"{prefix_seconds}")
+    gives the same result on any device. GenerationSettings validates every value."""
     times = None if parts.sigmas is None else tuple(torch.as_tensor(parts.sigmas).reshape(-1).tolist())
-    common = dict(cfm_steps=parts.steps, sway=parts.sway, times=times, temperature=parts.temperature,
-                  cfg_scale=parts.cfg, zero_star=parts.zero_star, prefix_seconds=prefix_seconds,
-                  max_seconds=max_seconds, seed=int(seed))
-    return GenerationSettings(solver=parts.solver, **common)
+    return GenerationSettings(solver=parts.solver, cfm_steps=parts.steps, sway=parts.sway, times=times,
+                              temperature=parts.temperature, cfg_scale=parts.cfg, zero_star=parts.zero_star,
+                              prefix_seconds=prefix_seconds, max_seconds=max_seconds, seed=int(seed))
 
 
 def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondition, parts: SamplerParts,
@@ -340,13 +344,14 @@ def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondi
     the run audio-driven (speech fixed, motion drawn); ``given_motion`` (T, 40 raw) is dubbing (motion
     fixed, speech drawn); a given stream sets the length. ``progress(done, total)`` is called once per
     patch; raising in it stops the run. Returns the core ``AVLatents``, prefix included."""
+    _loaded(model, "talker")
     settings = make_settings(parts, seed, max_seconds, prefix_seconds)
     prefix = int(prefix_seconds * FRAME_RATE) // PATCH_FRAMES * PATCH_FRAMES
     if prefix and voice.audio_latents is None:
         raise T2AVError("prefix_seconds > 0 needs the reference audio latents: encode the voice with the audio "
                         "VAE connected, or set prefix_seconds to 0")
     if motion is not None:
-        face_motion = _check_stream(motion, MOTION_LATENT_DIM, "reference motion")
+        face_motion = check_stream(motion, MOTION_LATENT_DIM, "reference motion")
     else:  # the motion head's condition is the face itself; a prefix then holds the still face
         face_motion = face.motion[None].expand(max(prefix, 1), -1)
     return generate_av(model, text.prompt_ids, voice.speaker, face_motion, settings,
@@ -366,8 +371,8 @@ def av_streams(av) -> tuple[torch.Tensor, torch.Tensor]:
 def join_av(audio: torch.Tensor, motion: torch.Tensor):
     """Audio latents (T, 32) + raw motion (T, 40), e.g. edited separately -> AVLatents. Both streams are
     frame-aligned at 25 fps, so they must be equally long."""
-    audio = _check_stream(audio, AUDIO_LATENT_DIM, "audio latents")
-    motion = _check_stream(motion, MOTION_LATENT_DIM, "motion")
+    audio = check_stream(audio, AUDIO_LATENT_DIM, "audio latents")
+    motion = check_stream(motion, MOTION_LATENT_DIM, "motion")
     if audio.shape[0] != motion.shape[0]:
         raise T2AVError(f"audio ({audio.shape[0]} frames) and motion ({motion.shape[0]} frames) must be equally "
                         "long at 25 fps: trim one of them first")
@@ -378,7 +383,8 @@ def join_av(audio: torch.Tensor, motion: torch.Tensor):
 
 def decode_audio(codec: AudioCodec, av, progress: ProgressFn | None = None) -> tuple[torch.Tensor, int]:
     """AVLatents -> (mono wave (T * rate / 25,), rate): exactly as long as the video of the same latents."""
-    latents = _check_stream(av.audio, AUDIO_LATENT_DIM, "audio latents")
+    _loaded(codec, "audio_codec")
+    latents = check_stream(av.audio, AUDIO_LATENT_DIM, "audio latents")
     with torch.inference_mode():
         wave = codec.decode(latents, progress=progress).float().cpu().reshape(-1)
     wanted = latents.shape[0] * codec.sample_rate // FRAME_RATE
@@ -389,12 +395,17 @@ def decode_audio(codec: AudioCodec, av, progress: ProgressFn | None = None) -> t
 def decode_video(renderer: MotionRenderer, face: FaceCondition, av, batch_size: int = 8,
                  progress: ProgressFn | None = None) -> torch.Tensor:
     """AVLatents + face -> frames (T, S, S, 3) float32 in 0..1 at 25 fps, rendered ``batch_size`` at a time."""
+    _loaded(renderer, "renderer")
     if batch_size < 1:
         raise T2AVError(f"batch_size must be at least 1, got {batch_size}")
-    motion = _check_stream(av.motion_raw(), MOTION_LATENT_DIM, "motion")
+    motion = check_stream(av.motion_raw(), MOTION_LATENT_DIM, "motion")
     with torch.inference_mode():
-        frames = renderer.render(face.state, motion, batch_size=int(batch_size), progress=progress)
-    return frames.float().cpu().clamp(0, 1)
+        frames = renderer.render(face.state, motion, batch_size=int(batch_size), progress=progress).float().cpu()
+    # Frames are 0..1 by the MotionRenderer contract; clamping anyway would copy the whole clip (9.4 GB for a
+    # minute at 512x512), so only a renderer that breaks the contract pays for it.
+    if frames.min() < 0 or frames.max() > 1:
+        frames = frames.clamp(0, 1)
+    return frames
 
 
 def mux(path: str | Path, frames: torch.Tensor, wave: torch.Tensor | None, sample_rate: int | None,
@@ -417,7 +428,15 @@ def mux(path: str | Path, frames: torch.Tensor, wave: torch.Tensor | None, sampl
 # Small helpers
 
 
-def _check_stream(x: torch.Tensor, dim: int, what: str) -> torch.Tensor:
+def _loaded(model, name: str):
+    """``model``, or a T2AVError when that part was never loaded (e.g. a ``Models`` field left None)."""
+    if model is None:
+        raise T2AVError(f"no {name} is loaded: pass its file to load_models({name}=...) first")
+    return model
+
+
+def check_stream(x: torch.Tensor, dim: int, what: str) -> torch.Tensor:
+    """``x`` as float32 if it is a non-empty, finite (frames, dim) tensor; T2AVError naming ``what`` otherwise."""
     if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != dim or x.shape[0] == 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise T2AVError(f"{what} must be a (frames, {dim}) tensor; got {shape}")

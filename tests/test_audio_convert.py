@@ -10,17 +10,13 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import load_cases
+from core_helpers import assert_same_state_dict
 from t2av_core import convert as convert_mod
 from t2av_core.audio.whisperx_vae import load_audio_vae
 from t2av_core.checkpoint_io import load_state_dict_file, read_component_config, read_metadata
 from t2av_core.convert import COMPONENTS, convert, main, register_component
 from t2av_core.errors import CheckpointError, T2AVError
-
-
-def _same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
+from t2av_core.video.lia_x import LiaXConfig
 
 
 def test_audio_vae_ckpt_to_safetensors(parity_dir, tmp_path):
@@ -31,7 +27,7 @@ def test_audio_vae_ckpt_to_safetensors(parity_dir, tmp_path):
     component, stored = read_component_config(dst)
     assert component == "audio_vae" and stored["enc_base_width"] == 4 and stored["whisper_heads"] == 2
     # the converted file keeps exactly the official inference keys (281), text decoder dropped
-    _same(load_state_dict_file(dst), load_state_dict_file(folder / "audio_vae_tiny.safetensors"))
+    assert_same_state_dict(load_state_dict_file(dst), load_state_dict_file(folder / "audio_vae_tiny.safetensors"))
     # ... and loads without being told the head count, giving the official decode
     codec = load_audio_vae(dst)
     assert codec.model.cfg.whisper_heads == 2
@@ -62,19 +58,21 @@ def test_talker_resave_keeps_bf16(parity_dir, tmp_path):
     save_file(sd, str(src))
     dst = tmp_path / "talker.safetensors"
     config = convert("talker", src, dst)
-    _same(load_state_dict_file(dst), sd)
+    assert_same_state_dict(load_state_dict_file(dst), sd)
     assert read_component_config(dst) == ("talker", json.loads(json.dumps(config)))
 
 
 def test_lia_x_and_speaker_are_resaved(parity_dir, tmp_path):
     lia = parity_dir / "codecs" / "lia_x" / "lia_x_tiny.safetensors"
     convert("lia_x", lia, tmp_path / "lia.safetensors")
-    _same(load_state_dict_file(tmp_path / "lia.safetensors"), load_state_dict_file(lia))
+    assert_same_state_dict(load_state_dict_file(tmp_path / "lia.safetensors"), load_state_dict_file(lia))
     component, config = read_component_config(tmp_path / "lia.safetensors")
-    assert component == "lia_x" and isinstance(config, dict)  # config filled in when the LIA-X code is present
+    tiny = LiaXConfig.from_state_dict(load_state_dict_file(lia))
+    assert component == "lia_x" and config["style_dim"] == tiny.style_dim
+    assert config["decoder_channels"] == list(tiny.decoder_channels)
     pth = parity_dir / "codecs" / "speaker" / "speaker_tiny.pth"  # released {"model": state_dict} form
     convert("speaker", pth, tmp_path / "spk.safetensors")
-    _same(load_state_dict_file(tmp_path / "spk.safetensors"),
+    assert_same_state_dict(load_state_dict_file(tmp_path / "spk.safetensors"),
           load_state_dict_file(parity_dir / "codecs" / "speaker" / "speaker_tiny.safetensors"))
     with pytest.raises(CheckpointError, match="speaker"):
         load_audio_vae(tmp_path / "spk.safetensors")  # the header names the wrong component

@@ -250,3 +250,14 @@ def test_progress_callback_can_cancel_decoding(codec):
             codec.decode(torch.zeros(20, 32), progress=cancel)
     finally:
         codec.chunk_frames = saved
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_weights_encode_and_decode(codec, folder, dtype):
+    half = load_audio_vae(folder / "audio_vae_tiny.safetensors", dtype=dtype, whisper_heads=HEADS)
+    wave = torch.sin(torch.arange(48000) * 0.05) * 0.3
+    ref, out = codec.encode(wave), half.encode(wave)  # the Whisper LayerNorms run in fp32 on 16-bit weights
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert (out - ref).abs().max() < 0.05 * ref.abs().max()
+    decoded = half.decode(ref)
+    assert decoded.dtype == torch.float32 and torch.isfinite(decoded).all() and decoded.shape == (ref.shape[0] * 960,)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from core_helpers import assert_same_state_dict
 from t2av_core.checkpoint_io import (load_checkpoint_object, load_state_dict_file, read_component_config,
                                      read_metadata, save_component)
 from t2av_core.errors import CheckpointError
@@ -20,12 +21,6 @@ def _sd():
     g = torch.Generator().manual_seed(0)
     return OrderedDict([("enc.weight", torch.randn(4, 3, generator=g)), ("enc.bias", torch.randn(4, generator=g)),
                         ("dec.weight", torch.randn(2, 4, generator=g).to(torch.bfloat16))])
-
-
-def _assert_same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]), k
 
 
 # ---- hostile pickles -------------------------------------------------------------------------------
@@ -93,7 +88,7 @@ def test_unknown_callable_becomes_inert_placeholder(tmp_path):
     obj = load_checkpoint_object(path)
     assert not marker.exists()  # the function was never called
     assert "placeholder" in repr(obj["callback"])
-    _assert_same(load_state_dict_file(path), _sd())
+    assert_same_state_dict(load_state_dict_file(path), _sd())
 
 
 # ---- Lightning-style checkpoints -------------------------------------------------------------------
@@ -127,7 +122,7 @@ def test_lightning_ckpt_with_unimportable_classes_loads(tmp_path):
         del sys.modules[mod.__name__], sys.modules["fake_omegaconf"]  # the class can no longer be imported, as on a user's machine
     with pytest.raises(pickle.UnpicklingError):  # the standard safe mode refuses this file ...
         torch.load(path, weights_only=True)
-    _assert_same(load_state_dict_file(path), _sd())  # ... the restricted unpickler still reads the tensors
+    assert_same_state_dict(load_state_dict_file(path), _sd())  # ... the restricted unpickler still reads the tensors
     obj = load_checkpoint_object(path)
     assert obj["global_step"] == 1200
     assert obj["hyper_parameters"]["cfg"]._placeholder_state["_content"]["sr"] == 24000
@@ -161,7 +156,7 @@ def test_key_prefix_strips_and_filters(parity_dir):
 def test_pth_nested_and_flat(tmp_path, wrapper):
     path = tmp_path / "w.pth"
     torch.save(_sd() if wrapper is None else {wrapper: _sd(), "optimizer": {"lr": 1e-4}}, path)
-    _assert_same(load_state_dict_file(path), _sd())
+    assert_same_state_dict(load_state_dict_file(path), _sd())
 
 
 # ---- safetensors and metadata ----------------------------------------------------------------------
@@ -172,7 +167,7 @@ def test_save_component_roundtrip_with_metadata(tmp_path):
     sd = dict(_sd(), tied_a=base[:6], tied_b=base[6:].view(2, 3))  # views of one storage
     save_component(path, sd, "audio_vae", {"z_dim": 32, "ratios": [2, 4]})
     back = load_state_dict_file(path)
-    _assert_same(back, {k: v.contiguous() for k, v in sd.items()})
+    assert_same_state_dict(back, {k: v.contiguous() for k, v in sd.items()})
     meta = read_metadata(path)
     assert meta["component"] == "audio_vae"
     assert read_component_config(path) == ("audio_vae", {"z_dim": 32, "ratios": [2, 4]})

@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import load_cases
-from core_helpers import ROLLOUT_TOL, assert_close
+from core_helpers import ROLLOUT_TOL, assert_close, load_tiny_core
 from t2av_core.errors import GenerationCancelled, T2AVError
 from t2av_core.generate import GenerationSettings, generate_av, generate_av_batch, step_budget
 from t2av_core.model.talker import load_talker
@@ -22,8 +21,7 @@ TRACED = ["prefill_inputs_embeds", "prefill_last_hidden", "mu", "speech_cond", "
 
 @pytest.fixture(scope="module")
 def core(parity_dir):
-    manifest, tensors = load_cases(parity_dir / "core", "core_tiny")
-    return manifest, tensors, load_talker(parity_dir / "core" / "core_tiny.safetensors")
+    return load_tiny_core(parity_dir)
 
 
 def rollout(core, name):

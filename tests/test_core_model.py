@@ -7,18 +7,15 @@ import json
 import pytest
 import torch
 
-from conftest import load_cases
-from core_helpers import assert_close
+from core_helpers import assert_close, load_tiny_core
 from t2av_core.model.config import BackboneConfig, TalkerConfig, tiny_config
 from t2av_core.model.qwen3 import Qwen3Model
-from t2av_core.model.talker import TalkerT2AV, load_talker
+from t2av_core.model.talker import TalkerT2AV
 
 
 @pytest.fixture(scope="module")
 def core(parity_dir):
-    manifest, tensors = load_cases(parity_dir / "core", "core_tiny")
-    model = load_talker(parity_dir / "core" / "core_tiny.safetensors")
-    return manifest, tensors, model
+    return load_tiny_core(parity_dir)
 
 
 def test_config_inferred_from_tiny_file(core, parity_dir):

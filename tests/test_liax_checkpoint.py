@@ -54,6 +54,13 @@ def test_pt_and_safetensors_load_the_same_weights(folder, tiny_sd, tmp_path):
     assert torch.equal(b["dec.rgb_512.up.kernel"], tiny_sd["dec.rgb_512.up.kernel"])  # buffers come from the file
 
 
+def test_a_training_wrapper_is_unwrapped(tiny_sd, tmp_path):
+    wrapped = tmp_path / "lia-x-train.pt"
+    torch.save({"state_dict": tiny_sd, "epoch": 7}, wrapped)
+    loaded = load_lia_x(wrapped).model.state_dict()
+    assert loaded.keys() == tiny_sd.keys() and all(torch.equal(loaded[k], tiny_sd[k]) for k in loaded)
+
+
 def test_dtype_is_applied(tiny_sd):
     model = build_lia_x(dict(tiny_sd), dtype=torch.bfloat16)
     assert all(p.dtype == torch.bfloat16 for p in model.state_dict().values())
@@ -117,7 +124,7 @@ def test_malicious_pickle_is_refused(tiny_sd, tmp_path):
     marker = tmp_path / "pwned"
     bad = tmp_path / "lia-x.pt"
     torch.save({**tiny_sd, "evil": _Payload(str(marker))}, bad)
-    with pytest.raises(CheckpointError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="unsafe checkpoint"):
         load_lia_x(bad)
     assert not marker.exists()
 
@@ -131,8 +138,12 @@ def test_bad_files_are_refused(tmp_path, tiny_sd):
         load_lia_x(garbage)
     wrapped = tmp_path / "wrapped.pt"
     torch.save({"state_dict": {"a": torch.zeros(1)}}, wrapped)
-    with pytest.raises(CheckpointError, match="flat state dict"):
+    with pytest.raises(CheckpointError, match="not a LIA-X checkpoint"):
         load_lia_x(wrapped)
+    no_tensors = tmp_path / "no_tensors.pt"
+    torch.save({"step": 3, "name": "lia"}, no_tensors)
+    with pytest.raises(CheckpointError, match="no state dict of tensors"):
+        load_lia_x(no_tensors)
     other = tmp_path / "other.safetensors"
     save_file({"weight": torch.zeros(2)}, str(other))
     with pytest.raises(CheckpointError, match="not a LIA-X checkpoint"):

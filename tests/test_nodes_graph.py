@@ -119,7 +119,7 @@ def test_voice_face_and_motion_encoders(env, conditions):
     frames = video.get_components().images
     same, _ = H.run_node(n["TalkerT2AVMotionEncode"], video_model=m.video, images=frames, fps=30.0).args
     assert torch.equal(same, motion)
-    with pytest.raises(ValueError, match="connect a reference VIDEO or an IMAGE"):
+    with pytest.raises(T2AVError, match="connect a reference VIDEO or an IMAGE"):
         H.run_node(n["TalkerT2AVMotionEncode"], video_model=m.video, fps=25.0)
     latents, secs = H.run_node(n["TalkerT2AVAudioEncode"], audio_vae=m.vae, audio=conditions["audio"]).args
     assert latents.shape == (15, 32) and secs == 0.6
@@ -183,7 +183,7 @@ def test_audio_driven_and_dubbing_keep_the_given_stream(env, conditions):
     assert torch.allclose(dubbed.motion_norm, normalize_motion(motion), rtol=2 ** -8, atol=1e-6)
     assert torch.allclose(split_motion, motion, atol=2e-3)
     assert split_audio.shape == (8, 32)
-    with pytest.raises(ValueError, match="given_motion must be a \\(frames, 40\\)"):
+    with pytest.raises(T2AVError, match="given_motion must be a \\(frames, 40\\)"):
         sample(env, conditions, given_motion=torch.zeros(8, 32))
 
 
@@ -226,7 +226,7 @@ def test_mux_and_save_write_a_synchronised_mp4_with_a_preview(env, conditions):
         stream = container.streams.video[0]
         assert stream.average_rate == 25 and sum(1 for _ in container.decode(stream)) == 8
         assert container.streams.audio[0].codec_context.name == "aac"
-    with pytest.raises(ValueError, match="non-empty IMAGE batch"):
+    with pytest.raises(T2AVError, match="non-empty IMAGE batch"):
         H.run_node(n["TalkerT2AVMux"], images=torch.zeros(0, 8, 8, 3), fps=25.0)
 
 
@@ -246,9 +246,9 @@ def test_core_sampler_adapter_matches_euler_and_refuses_cfg_pp(env):
     ours = solver.solve(velocity, x0.clone(), grid)
     assert steps == [1, 2, 3, 4, 5, 6]
     assert torch.allclose(ours, EulerSolver().solve(velocity, x0.clone(), grid), atol=1e-5)
-    with pytest.raises(ValueError, match="cfg_pp"):
+    with pytest.raises(T2AVError, match="cfg_pp"):
         H.run_node(node, sampler=comfy.samplers.sampler_object("euler_cfg_pp"))
-    with pytest.raises(ValueError, match="not a core k-diffusion SAMPLER"):
+    with pytest.raises(T2AVError, match="not a core k-diffusion SAMPLER"):
         H.run_node(node, sampler=object())
 
 

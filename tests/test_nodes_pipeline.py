@@ -23,6 +23,30 @@ def test_missing_model_files_are_named(tmp_path):
             load(tmp_path / "nothing.pt")
 
 
+def test_side_models_stay_fp32_under_auto():
+    assert pipeline.model_dtype("auto", "cpu", side_model=True) == torch.float32
+    assert pipeline.model_dtype("bf16", "cpu", side_model=True) == torch.bfloat16
+    assert pipeline.model_dtype("fp16", "cpu") == torch.float16
+
+
+def test_stages_name_a_model_that_was_not_loaded():
+    models = pipeline.Models()  # nothing loaded
+    wave, image = torch.sin(torch.arange(16000) * 0.1), torch.rand(8, 8, 3)
+    calls = [
+        ("tokenizer", lambda: pipeline.encode_text(models.tokenizer, "Hello.")),
+        ("speaker_encoder", lambda: pipeline.encode_voice(models.speaker_encoder, None, wave, 16000)),
+        ("audio_codec", lambda: pipeline.encode_audio(models.audio_codec, wave, 16000)),
+        ("renderer", lambda: pipeline.encode_face(models.renderer, image)),
+        ("renderer", lambda: pipeline.reference_motion(models.renderer, image[None])),
+        ("talker", lambda: pipeline.sample_av(models.talker, None, None, None, pipeline.SamplerParts(), 0)),
+        ("audio_codec", lambda: pipeline.decode_audio(models.audio_codec, None)),
+        ("renderer", lambda: pipeline.decode_video(models.renderer, None, None)),
+    ]
+    for name, call in calls:
+        with pytest.raises(T2AVError, match=f"no {name} is loaded"):
+            call()
+
+
 def test_audio_is_mixed_down_and_bad_audio_refused():
     stereo = torch.stack([torch.ones(100) * 0.2, torch.ones(100) * 0.4])
     assert torch.allclose(pipeline.to_mono(stereo[None], 16000), torch.full((100,), 0.3))
@@ -78,3 +102,22 @@ def test_joined_streams_split_back_and_mux_refuses_empty_video(tmp_path):
         pipeline.join_av(audio, torch.randn(8, 32))
     with pytest.raises(T2AVError, match="non-empty"):
         pipeline.mux(tmp_path / "x.mp4", torch.zeros(0, 8, 8, 3), None, None)
+
+
+def test_decoded_frames_are_clamped_only_when_the_renderer_overshoots():
+    class Renderer:  # a MotionRenderer that returns a fixed clip
+        image_size = 2
+
+        def __init__(self, frames):
+            self.frames = frames
+
+        def render(self, face, motion, batch_size=8, progress=None):
+            return self.frames
+
+    av = pipeline.join_av(torch.zeros(3, 32), torch.zeros(3, 40))
+    face = pipeline.FaceCondition(state=None, motion=torch.zeros(40), image_size=2)
+    good = torch.rand(3, 2, 2, 3)
+    out = pipeline.decode_video(Renderer(good), face, av)
+    assert out.data_ptr() == good.data_ptr()  # no second copy of the clip
+    wild = good * 3 - 1
+    assert torch.equal(pipeline.decode_video(Renderer(wild), face, av), wild.clamp(0, 1))

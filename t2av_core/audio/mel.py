@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from t2av_core.errors import T2AVError
+from t2av_core.interfaces import FRAME_RATE
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -23,6 +24,19 @@ N_MELS = 128
 CHUNK_SECONDS = 30
 N_SAMPLES = CHUNK_SECONDS * SAMPLE_RATE  # 480000 samples in the 30-s window
 N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames
+MAX_SPEECH_FRAMES = CHUNK_SECONDS * FRAME_RATE  # 750 Talker frames in the 30-s window
+
+
+def speech_frames(n16: int) -> int:
+    """Talker's 25 Hz frame count of a clip with ``n16`` samples at 16 kHz (at most the 30-s window, at least 1).
+
+    The reference computes ``int(n16 / 16000 * 25)`` in double precision, which for some exact multiples of
+    640 (18,560 samples: 28.999999999999996) is one frame less than ``n16 // 640``. Kept on purpose for
+    parity. The audio VAE's latents and the speaker encoder's input both use this count, so they cover the
+    same frames.
+    """
+    return max(1, min(int(min(n16, N_SAMPLES) / SAMPLE_RATE * FRAME_RATE), MAX_SPEECH_FRAMES))
+
 
 # Slaney mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above.
 _F_SP = 200.0 / 3

@@ -15,10 +15,14 @@ from t2av_core.errors import T2AVError
 
 
 class LayerNormFP32(nn.LayerNorm):
-    """LayerNorm computed in float32 and cast back (as the reference does, for low-precision runs)."""
+    """LayerNorm computed in float32 and cast back (as the reference does, for low-precision runs).
+
+    The gain and bias are promoted too: layer_norm refuses fp32 input with 16-bit parameters.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(),
+                            self.eps).type(x.dtype)
 
 
 class SelfAttention(nn.Module):

@@ -23,7 +23,7 @@ from torch import nn
 
 from t2av_core.audio.dac_blocks import CodecDecoder, CodecEncoder
 from t2av_core.audio.mel import SAMPLE_RATE as MEL_SAMPLE_RATE, N_SAMPLES as MEL_WINDOW_SAMPLES
-from t2av_core.audio.mel import log_mel_spectrogram
+from t2av_core.audio.mel import log_mel_spectrogram, speech_frames
 from t2av_core.audio.resample import resample
 from t2av_core.audio.whisper_encoder import WhisperAudioEncoder
 from t2av_core.checkpoint_io import load_state_dict_file, read_component_config
@@ -32,7 +32,6 @@ from t2av_core.interfaces import AUDIO_LATENT_DIM, FRAME_RATE, ProgressFn
 
 SAMPLE_RATE = 24000
 HOP = SAMPLE_RATE // FRAME_RATE  # 960 samples of 24 kHz audio per latent frame
-MAX_ENCODE_FRAMES = 750  # the Whisper window is 30 s = 1500 frames at 50 Hz = 750 latent frames
 COMPONENT = "audio_vae"
 # Key prefixes used by encode/decode; everything else in the released file is ignored.
 KEPT_PREFIXES = ("CodecEnc.", "CodecDec.", "vae.", "semantic_model.encoder.")
@@ -281,15 +280,6 @@ class ReferenceAudio:
     audio_16k: torch.Tensor  # (N16,) at most 30 s, for the Whisper log-mel
     audio_24k: torch.Tensor  # (N24,) at most 30 s, for the acoustic encoder
     speech_len: int  # latent frames to encode
-
-
-def speech_frames(n16: int) -> int:
-    """Latent frame count of a clip with ``n16`` samples at 16 kHz, exactly as the reference computes it.
-
-    The reference uses float arithmetic, int(n16 / 16000 * 25), which is one frame less than n16 // 640
-    for some exact multiples of 640 (18560 -> 28, not 29). Kept on purpose for parity.
-    """
-    return max(1, min(int(n16 / 16000.0 * FRAME_RATE), MAX_ENCODE_FRAMES))
 
 
 def prepare_reference_audio(raw: torch.Tensor, sample_rate: int) -> ReferenceAudio:

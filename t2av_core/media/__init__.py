@@ -5,7 +5,6 @@ from .audio_io import (
     audio_to_comfy,
     check_audio_usable,
     read_audio,
-    resample_audio,
     write_audio,
 )
 from .image_io import read_image
@@ -18,7 +17,6 @@ __all__ = [
     "read_audio",
     "read_image",
     "read_video_frames",
-    "resample_audio",
     "write_audio",
     "write_mp4",
 ]

@@ -1,7 +1,8 @@
 """Reading, checking, converting and writing mono speech audio with PyAV.
 
-Resampling and sample-format conversion go through PyAV's ``AudioResampler``, i.e. FFmpeg's libswresample
-with its default windowed-sinc filter. Stereo and multichannel audio is mixed down by averaging the channels
+While files are decoded or encoded, resampling and sample-format conversion go through PyAV's
+``AudioResampler`` (FFmpeg's libswresample, default windowed-sinc filter). Tensors already in memory (ComfyUI
+AUDIO) are resampled with ``t2av_core.audio.resample``, the torchaudio-exact resampler the model paths use. Stereo and multichannel audio is mixed down by averaging the channels
 (done here in numpy, so the result does not depend on FFmpeg's downmix matrices).
 """
 
@@ -15,6 +16,7 @@ import av
 import numpy as np
 import torch
 
+from ..audio.resample import resample
 from ..errors import T2AVError
 from ._container import first_stream, open_input
 
@@ -43,18 +45,6 @@ def read_audio(path: str | Path, sample_rate: int, mono: bool = True) -> torch.T
     wave = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
     wave = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
     return wave.mean(dim=0) if mono else wave
-
-
-def resample_audio(wave: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
-    """Resample a mono wave (N,) with libswresample; the length becomes about N * to_rate / from_rate."""
-    from_rate, to_rate = _check_rate(from_rate), _check_rate(to_rate)
-    if from_rate == to_rate or wave.numel() == 0:
-        return wave.float()
-    frame = av.AudioFrame.from_ndarray(as_mono_array(wave)[None], format="fltp", layout="mono")
-    frame.sample_rate = from_rate
-    resampler = av.AudioResampler(format="fltp", layout="mono", rate=to_rate)
-    chunks = [out.to_ndarray()[0] for out in resampler.resample(frame) + resampler.resample(None)]
-    return torch.from_numpy(np.concatenate(chunks)).to(wave.device)
 
 
 def check_audio_usable(
@@ -91,7 +81,7 @@ def audio_from_comfy(audio: dict, sample_rate: int | None = None) -> tuple[torch
         raise T2AVError(f"AUDIO holds a batch of {waveform.shape[0]} clips; pass one clip at a time")
     wave = waveform[0].float().mean(dim=0)
     if sample_rate is not None and sample_rate != rate:
-        return resample_audio(wave, rate, sample_rate), sample_rate
+        return resample(wave, rate, _check_rate(sample_rate)), sample_rate
     return wave, rate
 
 

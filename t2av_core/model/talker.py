@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import Tensor, nn
 
+from ..checkpoint_io import load_state_dict_file
 from ..errors import CheckpointError
 from .blocks import PatchEncoder
 from .config import TalkerConfig
@@ -100,12 +100,8 @@ def _resolve(path: str | os.PathLike) -> Path:
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, Tensor]:
-    p = _resolve(path)
-    try:
-        with safe_open(str(p), framework="pt", device="cpu") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as err:  # corrupt header, truncated file, ...
-        raise CheckpointError(f"cannot read {p}: {err}. Re-download the file.") from None
+    """The tensors of the generator's weights file (or of the folder holding model.safetensors), on the CPU."""
+    return load_state_dict_file(_resolve(path))
 
 
 # Keys an official save may hold that the model does not need: the tied LM head (an untied save writes it).
@@ -152,4 +148,4 @@ def load_talker(path: str | os.PathLike, device: str | torch.device = "cpu",
                 dtype: torch.dtype = torch.float32) -> TalkerT2AV:
     """Load ``model.safetensors`` (bf16 or fp32 file; a folder holding it is accepted) into a TalkerT2AV."""
     p = _resolve(path)
-    return build_from_state_dict(read_safetensors(p), device=device, dtype=dtype, source=str(p))
+    return build_from_state_dict(load_state_dict_file(p), device=device, dtype=dtype, source=str(p))

@@ -23,22 +23,27 @@ class FlowSampler:
                trace: list | None = None) -> Tensor:
         """mu (B, W), cond (B, C, H), global_cond (B, G), noise (B, C, P) standard normal -> patch (B, C, P).
 
+        The time grid, the ODE state and the guidance run in float32 whatever the weights' dtype (as in the
+        reference, whose flow heads see fp32 inputs): in bf16, times such as 0.9564 would round to 0.957
+        and the time embedding (of 1000 t) would be off by most of a radian. Only the estimator's inputs
+        take the model's dtype; the result comes back in ``mu.dtype``.
         ``trace``, if given, receives (t, raw estimator output (2B, C, P)) for every evaluation.
         """
-        b = mu.shape[0]
-        grid = self.schedule.grid(mu.device, mu.dtype)
+        b, dtype = mu.shape[0], mu.dtype
+        grid = self.schedule.grid(mu.device, torch.float32)
         skip = self.guidance.zero_init_steps(grid.shape[0] - 1)
         # the doubled batch is fixed for the whole patch: rows 0..B-1 conditional, B..2B-1 with mu = 0
         mu2 = torch.cat([mu, torch.zeros_like(mu)])
         cond2, glob2 = torch.cat([cond, cond]), torch.cat([global_cond, global_cond])
-        zeros = torch.zeros(2 * b, device=mu.device, dtype=mu.dtype)
+        zeros = torch.zeros(2 * b, device=mu.device, dtype=torch.float32)
 
         def velocity(x: Tensor, t: Tensor, step: int) -> Tensor:
             if step <= skip:
                 return torch.zeros_like(x)
-            out = estimator(torch.cat([x, x]), mu2, t.expand(2 * b), cond2, glob2, zeros)
+            out = estimator(torch.cat([x, x]).to(dtype), mu2, t.float().expand(2 * b), cond2, glob2, zeros)
             if trace is not None:
                 trace.append((t.detach().clone(), out.detach().clone()))
+            out = out.float()
             return self.guidance.combine(out[:b], out[b:])
 
-        return self.solver.solve(velocity, noise.to(mu.dtype) * self.temperature, grid)
+        return self.solver.solve(velocity, noise.float() * self.temperature, grid).to(dtype)

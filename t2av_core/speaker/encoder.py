@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from t2av_core.checkpoint_io import load_state_dict_file
+from t2av_core.audio.mel import speech_frames
 from t2av_core.errors import CheckpointError, T2AVError
 from t2av_core.interfaces import FRAME_RATE
 from t2av_core.speaker.ecapa import EcapaConfig, EcapaTdnn
@@ -25,7 +26,6 @@ MIN_SAMPLES = RECEPTIVE_FIELD + HOP  # two WavLM frames: the instance norm needs
 MAX_SAMPLES = 30 * SAMPLE_RATE  # Talker never feeds more (and attention is quadratic in length)
 SILENCE_PEAK = 1e-4  # about -80 dBFS
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAME_RATE  # one 40 ms Talker frame at 16 kHz
-MAX_FRAMES = 30 * FRAME_RATE
 
 # Keys that exist only for training and are ignored at inference.
 _TRAINING_ONLY_PREFIX = "loss_calculator."
@@ -179,13 +179,8 @@ def check_voice(wave: torch.Tensor, what: str = "reference audio") -> torch.Tens
     return wave
 
 
-def talker_speech_frames(n16: int) -> int:
-    """Talker's 25 Hz frame count for ``n16`` samples at 16 kHz, bit-compatible with the reference.
-
-    The reference computes ``int(n16 / 16000 * 25)`` in double precision, which for some lengths (e.g.
-    18,560 samples: 28.999999999999996) is one less than ``n16 // 640``. Kept on purpose for parity.
-    """
-    return max(1, min(int(min(n16, MAX_SAMPLES) / SAMPLE_RATE * FRAME_RATE), MAX_FRAMES))
+# Talker's 25 Hz frame count of a 16 kHz clip (with the reference's float quirk); the audio VAE uses the same.
+talker_speech_frames = speech_frames
 
 
 def talker_speaker_input(wave16k: torch.Tensor) -> torch.Tensor:

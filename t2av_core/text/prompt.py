@@ -40,6 +40,7 @@ _TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>")
 # <think> "\n\n" </think> "\n\n"
 _IDS_BEFORE_TEXT = 3
 _IDS_AFTER_TEXT = 9
+TEMPLATE_IDS = _IDS_BEFORE_TEXT + _IDS_AFTER_TEXT  # ids of a prefix that are not the text
 
 
 def placeholder_count(speech_len_frames: int, motion_len_frames: int) -> int:

@@ -19,6 +19,7 @@ portrait) before quantisation.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -68,6 +69,13 @@ def to_rgb_u8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.rint(arr * 255.0).astype(np.uint8))
 
 
+def _read_only(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    for a in arrays:
+        a.setflags(write=False)  # cached and shared by every frame of the same size
+    return arrays
+
+
+@functools.lru_cache(maxsize=16)  # every frame of a video has the same size: compute the taps once
 def _area_shrink_taps(src: int, dst: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Per output index: source indices and float32 weights of the overlapping source cells, in the
     order OpenCV accumulates them; padded with weight 0 (adding +0.0 leaves a float unchanged)."""
@@ -93,7 +101,7 @@ def _area_shrink_taps(src: int, dst: int, scale: float) -> tuple[np.ndarray, np.
     for d, taps in enumerate(rows):
         for j, (s, a) in enumerate(taps):
             index[d, j], weight[d, j] = s, a
-    return index, weight
+    return _read_only(index, weight)
 
 
 def _resize_area_shrink(img: np.ndarray, out_h: int, out_w: int, sy: float, sx: float) -> np.ndarray:
@@ -118,6 +126,7 @@ def _resize_area_integer(img: np.ndarray, ky: int, kx: int) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=16)
 def _area_linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """First source index and 11-bit fixed-point weights (w0, w1) of each output index."""
     inv_scale = dst / src
@@ -133,7 +142,7 @@ def _area_linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray, np.nd
         index[d] = s
         one = np.float32(_COEF_ONE)
         w[d] = (np.rint((np.float32(1.0) - f) * one), np.rint(f * one))
-    return index, w[:, 0], w[:, 1]
+    return _read_only(index, w[:, 0].copy(), w[:, 1].copy())
 
 
 def _resize_area_enlarge(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..checkpoint_io import load_state_dict_file
 from ..errors import CheckpointError
 from .lia_x_decoder import LEVELS, Decoder, level_prefix
 from .lia_x_encoder import Encoder
 from .lia_x_renderer import FaceState, LiaXRenderer, frames_to_uint8, raw_to_unit
 
-__all__ = ["LiaX", "LiaXConfig", "LiaXRenderer", "FaceState", "load_lia_x", "build_lia_x", "read_state_dict",
-           "frames_to_uint8", "raw_to_unit"]
+__all__ = ["LiaX", "LiaXConfig", "LiaXRenderer", "FaceState", "load_lia_x", "build_lia_x", "frames_to_uint8",
+           "raw_to_unit"]
 
 # The image size is halved 7 times by the encoder and doubled 7 times by the decoder.
 SIZE_FACTOR = 2 ** LEVELS
@@ -92,29 +93,6 @@ class LiaX(nn.Module):
         return self.dec(style, feats)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file, or of a ``.pt`` loaded with ``weights_only=True`` (no pickled code)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f"LIA-X weights not found at '{path}'; download lia-x.pt and pass its path")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        try:
-            sd = load_file(path)
-        except Exception as e:  # noqa: BLE001 - any parse failure means a bad file
-            raise CheckpointError(f"cannot read '{path}' as safetensors: {e}") from e
-    else:
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - refused pickles and corrupt files alike
-            raise CheckpointError(
-                f"refused to load '{path}': it is not a plain tensor checkpoint that loads with "
-                f"weights_only=True (it may contain pickled code, or be corrupt). Details: {e}") from e
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"'{path}' is not a flat state dict of tensors (as lia-x.pt is)")
-    return sd
-
-
 def _check_against(model: nn.Module, sd: dict[str, torch.Tensor]) -> None:
     expected = {k: v.shape for k, v in model.state_dict().items()}
     missing = [k for k in expected if k not in sd]
@@ -146,6 +124,7 @@ def load_lia_x(path: str | os.PathLike, device="cpu", dtype: torch.dtype = torch
                allow_tf32: bool = False) -> LiaXRenderer:
     """Load ``lia-x.pt`` (or a safetensors file with the same keys) as a ``MotionRenderer``.
 
-    ``allow_tf32`` (CUDA, float32 only): faster, but no longer the official fp32 numerics.
+    The file is read by ``checkpoint_io`` (no pickled code runs; a zip-format checkpoint is memory-mapped, not
+    copied). ``allow_tf32`` (CUDA, float32 only): faster, but no longer the official fp32 numerics.
     """
-    return LiaXRenderer(build_lia_x(read_state_dict(path), device, dtype), allow_tf32=allow_tf32)
+    return LiaXRenderer(build_lia_x(load_state_dict_file(path), device, dtype), allow_tf32=allow_tf32)

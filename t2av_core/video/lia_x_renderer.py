@@ -138,11 +138,13 @@ class LiaXRenderer:
         device = self.device
         with _tf32(device, self.allow_tf32):
             offsets = self.model.motion_offset(motion_raw.to(device, torch.float32))
-        z = face.z.float()
+        # The face may have been prepared while the weights sat on another device (ComfyUI moves them).
+        z = face.z.to(device).float()
+        feats = [f.to(device) for f in face.feats]
         for start in range(0, total, batch_size):
             style = (z + offsets[start:start + batch_size]).to(self.dtype)
             with _tf32(device, self.allow_tf32):
-                frames = raw_to_unit(self.model.decode(style, face.feats))
+                frames = raw_to_unit(self.model.decode(style, feats))
             chunk = (frames_to_uint8(frames) if uint8 else frames).cpu()
             if progress is not None:  # may raise to cancel
                 progress(min(start + batch_size, total), total)

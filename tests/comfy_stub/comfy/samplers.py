@@ -1,7 +1,5 @@
 """Stand-in for comfy.samplers.KSAMPLER with k-diffusion style Euler and a *_cfg_pp function to refuse."""
 
-import torch
-
 
 def sample_euler(model, x, sigmas, extra_args=None, callback=None, disable=None):
     s_in = x.new_ones([x.shape[0]])

@@ -3,6 +3,8 @@
 from . import _io as io
 from ._video import InputImpl, Types
 
+__all__ = ["io", "InputImpl", "Types", "ComfyExtension"]
+
 
 class ComfyExtension:
     async def on_load(self):
