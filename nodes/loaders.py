@@ -11,6 +11,8 @@ import copy
 import functools
 import os
 
+import torch
+
 from t2av_core import pipeline
 
 from . import host
