@@ -1,4 +1,4 @@
-"""Train the bundled demo model from scratch on the CPU (about 30-40 minutes on one core), reproducibly from a seed.
+"""Train the bundled demo model from scratch on the CPU (about 20-25 minutes on one core), reproducibly from a seed.
 
 Needs the espeak-ng program for the synthetic speech (Debian/Ubuntu: ``apt-get install -y espeak-ng``).
 
