@@ -1,4 +1,4 @@
-"""Train the bundled demo model from scratch on the CPU (about 20-25 minutes on one core), reproducibly from a seed.
+"""Train the bundled demo model from scratch on the CPU (about 30 minutes on one core), reproducibly from a seed.
 
 Needs the espeak-ng program for the synthetic speech (Debian/Ubuntu: ``apt-get install -y espeak-ng``).
 
@@ -65,7 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clips", type=int, default=500)
-    parser.add_argument("--steps", type=int, default=1800)
+    parser.add_argument("--steps", type=int, default=2400)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--flow-patches", type=int, default=64, help="patches per step that train the flow heads")
     parser.add_argument("--lr", type=float, default=2e-3)
