@@ -9,7 +9,8 @@ from t2av_core.demo.face import BLINK, MOUTH, DemoFaceRenderer, default_face
 from t2av_core.demo.mel_codec import HOP, MelCodec
 from t2av_core.demo.metrics import lip_sync_correlation
 from t2av_core.demo.motion_track import frame_loudness, speech_driven_motion
-from t2av_core.demo.text import BEGIN, SPEAK, DemoTokenizer
+from t2av_core.demo.text import BEGIN, PAD, SPEAK, VOCAB_SIZE, DemoTokenizer
+from t2av_core.demo.training import PATCH, AlignmentHead, Batch, alignment_loss
 from t2av_core.demo.voice import SpectralVoiceEmbedder
 from t2av_core.errors import T2AVError
 from t2av_core.interfaces import AudioCodec, MotionRenderer, SpeakerEncoder
@@ -95,3 +96,22 @@ def test_tokenizer_builds_the_prompt_and_refuses_bad_text():
     for bad in ("", "   ", "x" * 201):
         with pytest.raises(T2AVError):
             DemoTokenizer().build_prompt(bad)
+
+
+def test_alignment_loss_prefers_the_text_the_patches_spell_out():
+    # A head that passes its input through: each patch's hidden state is four one-hot frames, which spell
+    # "hi" with a blank between and after, so the CTC loss is small for "hi" and large for "ih".
+    head = AlignmentHead(PATCH * VOCAB_SIZE)
+    with torch.no_grad():
+        head.proj.weight.copy_(20.0 * torch.eye(PATCH * VOCAB_SIZE))
+        head.proj.bias.zero_()
+    tokenizer = DemoTokenizer()
+    frames = [tokenizer.text_ids("h")[0], PAD, tokenizer.text_ids("i")[0], PAD]
+    mu = torch.nn.functional.one_hot(torch.tensor(frames), VOCAB_SIZE).float().view(1, -1)
+
+    def loss_for(text: str) -> float:
+        batch = Batch(prompt_ids=[tokenizer.build_prompt(text).prefix_ids[0]], audio=torch.zeros(1, 1, 4, 32),
+                      motion=torch.zeros(1, 1, 4, 40), patches=torch.tensor([1]), speaker=torch.zeros(1, 256),
+                      first_motion=torch.zeros(1, 40))
+        return alignment_loss(head, mu, batch).item()
+    assert loss_for("hi") < 0.01 < 1.0 < loss_for("ih")

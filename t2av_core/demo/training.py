@@ -12,7 +12,11 @@ Losses, following the reference training code:
 * stop: BCE on the hidden state after each patch. The reference labels only the last patch and ignores the
   two before it; here the last three are positive, so the inference rule "three hits in a row" stops right
   at the end of the speech instead of two patches late;
-* total = L_speech + 10 * L_motion + L_stop (the released motion weight).
+* total = L_speech + 10 * L_motion + L_stop (the released motion weight);
+* demo-only, optional: + w * CTC of the characters read out of the hidden states that predict the patches
+  (``AlignmentHead``, used in training and then discarded). With a few thousand CPU steps the flow loss
+  alone teaches rhythm but not which characters each patch speaks; this direct signal makes the backbone
+  learn the monotonic text alignment early, and the flow heads then turn it into recognisable sounds.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import torch.nn.functional as F
 from ..model.config import BackboneConfig, EncoderConfig, TalkerConfig
 from ..model.talker import TalkerT2AV
 from .corpus import PATCH, Clip
-from .text import VOCAB_SIZE
+from .text import PAD, VOCAB_SIZE
 
 MOTION_WEIGHT = 10.0
 MU_DROP, COND_DROP = 0.1, 0.05
@@ -41,6 +45,29 @@ def demo_config() -> TalkerConfig:
         patch_encoder=EncoderConfig(layers=2, n_heads=4, width=128, rope_rows=16),
         dit=EncoderConfig(layers=2, n_heads=4, width=128, rope_rows=16),
     )
+
+
+class AlignmentHead(torch.nn.Module):
+    """Training-only read-out: hidden state before patch q -> character logits for the patch's 4 frames
+    (4 per patch so a 160 ms patch can hold the two or three characters spoken in it). Not saved."""
+
+    def __init__(self, width: int, vocab: int = VOCAB_SIZE):
+        super().__init__()
+        self.vocab = vocab
+        self.proj = torch.nn.Linear(width, PATCH * vocab)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.proj(h).view(-1, self.vocab)          # (M, W) -> (4 M, V)
+
+
+def alignment_loss(head: AlignmentHead, mu: torch.Tensor, batch: "Batch") -> torch.Tensor:
+    """CTC (blank = PAD) of each clip's text characters against its patches' read-outs. ``mu`` holds the
+    clips' patch-predicting hidden states back to back, in clip order."""
+    frames = head(mu).log_softmax(-1).split((batch.patches * PATCH).tolist())
+    log_probs = torch.nn.utils.rnn.pad_sequence(list(frames))                    # (T, B, V)
+    texts = [ids[1:-1] for ids in batch.prompt_ids]                              # drop BEGIN / SPEAK
+    return F.ctc_loss(log_probs, torch.cat(texts), batch.patches * PATCH, torch.tensor([t.numel() for t in texts]),
+                      blank=PAD, zero_infinity=True)
 
 
 @dataclass
@@ -80,7 +107,8 @@ def flow_matching_loss(estimator, x1: torch.Tensor, mu: torch.Tensor, cond: torc
 
 
 def training_loss(model: TalkerT2AV, batch: Batch, k_repeat: int = 1,
-                  flow_patches: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                  flow_patches: int | None = None, align_head: AlignmentHead | None = None,
+                  align_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts. ``flow_patches`` caps how many (random) patches train the flow heads per
     step, which bounds the CPU cost of the heads independently of clip lengths (None = all)."""
     B = len(batch.prompt_ids)
@@ -120,4 +148,9 @@ def training_loss(model: TalkerT2AV, batch: Batch, k_repeat: int = 1,
     pos_weight = 0.3 * (labels.numel() - labels.sum()) / labels.sum().clamp_min(1.0)
     loss_stop = F.binary_cross_entropy_with_logits(model.stop_logit(take(stop_index)), labels, pos_weight=pos_weight)
     total = loss_s + MOTION_WEIGHT * loss_m + loss_stop
-    return total, {"speech": loss_s.item(), "motion": loss_m.item(), "stop": loss_stop.item()}
+    parts = {"speech": loss_s.item(), "motion": loss_m.item(), "stop": loss_stop.item()}
+    if align_head is not None and align_weight > 0:
+        loss_align = alignment_loss(align_head, take(mu_index), batch)
+        total = total + align_weight * loss_align
+        parts["align"] = loss_align.item()
+    return total, parts
