@@ -24,7 +24,7 @@ COMFY_MODELS = Path("models") / "talker_t2av"
 RELEASED_FILES = {
     "talker": ("model.safetensors",),
     "tokenizer": ("tokenizer.json",),
-    "audio_codec": ("whisperx-vae/model.ckpt", "model.ckpt", "audio_vae.safetensors"),
+    "audio_codec": ("whisperx-vae/model.ckpt", "whisperx_vae.ckpt", "model.ckpt", "audio_vae.safetensors"),
     "renderer": ("lia-x.pt", "lia_x.safetensors"),
     "speaker_encoder": ("wavlm_large_finetune.pth", "speaker.safetensors"),
 }
