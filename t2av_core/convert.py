@@ -25,7 +25,7 @@ from t2av_core.audio.whisperx_vae import WhisperXVAEConfig, check_audio_vae_keys
 from t2av_core.checkpoint_io import load_state_dict_file, save_component
 from t2av_core.errors import T2AVError
 from t2av_core.model.config import TalkerConfig
-from t2av_core.speaker.encoder import checkpoint_key_to_module, configs_from_state_dict
+from t2av_core.speaker.encoder import checkpoint_key_to_module, configs_from_state_dict, select_speaker_keys
 from t2av_core.video.lia_x import LiaXConfig
 
 StateDict = dict[str, torch.Tensor]
@@ -76,8 +76,7 @@ COMPONENTS: dict[str, ComponentSpec] = {
     "lia_x": ComponentSpec("LIA-X face renderer (lia-x.pt)",
                            infer_config=_from_state_dict_of(LiaXConfig)),
     "speaker": ComponentSpec("WavLM-Large + ECAPA speaker encoder (wavlm_large_finetune.pth)",
-                             # the training loss head is saved in the released file but never used
-                             select=lambda sd: {k: v for k, v in sd.items() if not k.startswith("loss_calculator.")},
+                             select=select_speaker_keys,
                              infer_config=_speaker_config),
 }
 

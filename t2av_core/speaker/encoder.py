@@ -30,6 +30,11 @@ SAMPLES_PER_FRAME = SAMPLE_RATE // FRAME_RATE  # one 40 ms Talker frame at 16 kH
 # Keys that exist only for training and are ignored at inference.
 _TRAINING_ONLY_PREFIX = "loss_calculator."
 
+
+def select_speaker_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The released file's tensors that inference uses: everything but the training loss head."""
+    return {k: v for k, v in sd.items() if not k.startswith(_TRAINING_ONLY_PREFIX)}
+
 # (checkpoint prefix, module prefix) pairs, "{i}" standing for a block index; the first match wins, in
 # both directions. Only the reference's anonymous Sequential indices are renamed; the head keeps its names.
 _KEY_PREFIXES = [
@@ -145,7 +150,7 @@ def load_speaker_encoder(path: str | Path, device: str | torch.device = "cpu",
     """Load ``wavlm_large_finetune.pth`` (or a .safetensors file with the same keys) strictly."""
     path = Path(path)
     raw = _read_checkpoint(path)
-    sd = {checkpoint_key_to_module(k): v for k, v in raw.items() if not k.startswith(_TRAINING_ONLY_PREFIX)}
+    sd = {checkpoint_key_to_module(k): v for k, v in select_speaker_keys(raw).items()}
     wavlm_cfg, ecapa_cfg = configs_from_state_dict(sd)
     with torch.device("meta"):  # no random init of 300M parameters that are overwritten anyway
         net = WavLMEcapa(wavlm_cfg, ecapa_cfg)
