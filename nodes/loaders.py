@@ -84,6 +84,13 @@ def _load(loader, file: str, precision: str, device: str, side_model: bool):
     return ModelHandle(model=model, patcher=host.wrap_model(module, target))
 
 
+def _load_side_model(loader, demo_part: str, file: str, precision: str, device: str) -> io.NodeOutput:
+    """A side model (audio VAE, face renderer, speaker encoder): the bundled demo part or a weights file."""
+    if file == DEMO:
+        return io.NodeOutput(_demo_part(demo_part))
+    return io.NodeOutput(_load(loader, file, precision, device, side_model=True))
+
+
 class TalkerT2AVModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -120,9 +127,7 @@ class TalkerT2AVAudioVAELoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, file, precision, device) -> io.NodeOutput:
-        if file == DEMO:
-            return io.NodeOutput(_demo_part("audio_codec"))
-        return io.NodeOutput(_load(pipeline.load_audio_codec, file, precision, device, side_model=True))
+        return _load_side_model(pipeline.load_audio_codec, "audio_codec", file, precision, device)
 
 
 class TalkerT2AVVideoModelLoader(io.ComfyNode):
@@ -137,9 +142,7 @@ class TalkerT2AVVideoModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, file, precision, device) -> io.NodeOutput:
-        if file == DEMO:
-            return io.NodeOutput(_demo_part("renderer"))
-        return io.NodeOutput(_load(pipeline.load_renderer, file, precision, device, side_model=True))
+        return _load_side_model(pipeline.load_renderer, "renderer", file, precision, device)
 
 
 class TalkerT2AVSpeakerEncoderLoader(io.ComfyNode):
@@ -154,9 +157,7 @@ class TalkerT2AVSpeakerEncoderLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, file, precision, device) -> io.NodeOutput:
-        if file == DEMO:
-            return io.NodeOutput(_demo_part("speaker_encoder"))
-        return io.NodeOutput(_load(pipeline.load_speaker_encoder, file, precision, device, side_model=True))
+        return _load_side_model(pipeline.load_speaker_encoder, "speaker_encoder", file, precision, device)
 
 
 NODES = [TalkerT2AVModelLoader, TalkerT2AVAudioVAELoader, TalkerT2AVVideoModelLoader, TalkerT2AVSpeakerEncoderLoader]
