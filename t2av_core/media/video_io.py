@@ -2,7 +2,8 @@
 
 ``write_mp4`` streams: each frame is converted and encoded on its own, and the audio is encoded alongside,
 exactly ``sample_rate / fps`` samples per frame, so minutes of video never exist as one uint8 copy and the
-audio track ends where the video does (padded with silence or trimmed; no drift).
+audio track ends where the video does (padded with silence or trimmed; no drift). The file is written under a
+temporary name and renamed when complete (``t2av_core.atomic``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import av
 import numpy as np
 import torch
 
+from ..atomic import atomic_write
 from ..errors import T2AVError
 from ..interfaces import FRAME_RATE
 from ._container import first_stream, open_input, upright_array
@@ -89,6 +91,12 @@ def write_mp4(
         sample_rate = int(sample_rate)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "video") as partial:  # an existing file is replaced only by a complete one
+        _write_mp4_file(partial, frames, audio, sample_rate, fps, crf, preset)
+
+
+def _write_mp4_file(path: Path, frames, audio: np.ndarray | None, sample_rate: int | None, fps: Fraction,
+                    crf: int, preset: str) -> None:
     count = 0
     with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
         video, track, first_shape = None, None, None
