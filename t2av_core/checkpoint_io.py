@@ -16,10 +16,13 @@ Supported inputs:
     (``os``, ``subprocess``, ``builtins.eval``, ``importlib``, non-allow-listed ``torch`` functions, ...);
   - everything else (``omegaconf.*``, ``typing.Any``, numpy scalars, ...) becomes an inert placeholder
     class: calling it, or restoring state into it, only records the arguments. Nothing of it is executed,
-    and the tensors next to it load normally.
+    and the tensors next to it load normally (:func:`plain_data` reads OmegaConf configs back from them);
+  - the opcodes that change an existing object (BUILD, SETITEM(S), APPEND(S), ADDITEMS) only reach
+    containers, tensors and placeholders made by the same load, never a class or function the whole
+    process shares, so a refused file leaves nothing changed behind.
 
-Public API: :func:`load_state_dict_file`, :func:`read_metadata`, :func:`read_component_config`,
-:func:`save_component`, :func:`load_checkpoint_object`.
+Public API: :func:`load_state_dict_file`, :func:`load_weights_and_hyper_parameters`, :func:`read_metadata`,
+:func:`read_component_config`, :func:`save_component`, :func:`load_checkpoint_object`, :func:`plain_data`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from t2av_core.errors import CheckpointError
+from t2av_core.atomic import atomic_write
+from t2av_core.errors import CheckpointError, T2AVError
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 # Wrappers in which training code commonly nests the actual state dict.
@@ -46,19 +50,11 @@ METADATA_FORMAT = "t2av_core.component/1"
 
 # (module, name) pairs that are rebuilt for real. Everything here only builds data.
 _ALLOWED_GLOBALS: set[tuple[str, str]] = {
-    ("collections", "OrderedDict"),
-    ("collections", "defaultdict"),
-    ("copyreg", "_reconstructor"),
-    ("_codecs", "encode"),
-    ("torch", "Size"),
-    ("torch", "device"),
-    ("torch._utils", "_rebuild_tensor"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_tensor_v3"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("collections", "OrderedDict"), ("collections", "defaultdict"), ("copyreg", "_reconstructor"),
+    ("_codecs", "encode"), ("torch", "Size"), ("torch", "device"), ("torch.nn.parameter", "Parameter"),
     ("torch._tensor", "_rebuild_from_type_v2"),
-    ("torch.nn.parameter", "Parameter"),
+    *(("torch._utils", f) for f in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3",
+                                    "_rebuild_parameter", "_rebuild_parameter_with_state")),
 }
 _ALLOWED_BUILTINS = {
     "dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes",
@@ -85,9 +81,6 @@ class _Placeholder:
     def __init__(self, *args, **kwargs):
         pass
 
-    def __setstate__(self, state):
-        self.__dict__["_placeholder_state"] = state
-
     def __setitem__(self, key, value):  # list/dict-like objects are filled with SETITEM(S)/APPEND(S)
         self.__dict__.setdefault("_placeholder_items", {})[key] = value
 
@@ -96,6 +89,8 @@ class _Placeholder:
 
     def extend(self, values):
         self.__dict__.setdefault("_placeholder_list", []).extend(values)
+
+    add = append  # set-like objects are filled with ADDITEMS
 
     def __repr__(self):
         return f"<placeholder for {type(self).__module__}.{type(self).__qualname__}>"
@@ -133,18 +128,86 @@ def resolve_global(module: str, name: str) -> Any:
 _NAME_MAPPING_PY2 = dict(_compat_pickle.NAME_MAPPING)
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """A pickle.Unpickler whose globals come only from :func:`resolve_global`."""
+def _unsafe(action: str, target: Any) -> CheckpointError:
+    what = f"the shared {target.__name__}" if hasattr(target, "__name__") else f"a {type(target).__name__}"
+    return CheckpointError(
+        f"unsafe checkpoint: its pickle tries to {action} {what}, which no checkpoint needs (it could change "
+        "how this program runs); the file was refused. Use a trusted file, or a .safetensors copy")
+
+
+def _container(target: Any, kind: type) -> Any:
+    """``target`` if it is a ``kind`` instance or a placeholder (both made by this load), else refused."""
+    if isinstance(target, (kind, _Placeholder)):
+        return target
+    raise _unsafe("fill", target)
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """An unpickler whose globals come only from :func:`resolve_global`.
+
+    It is the pure-Python unpickler because only its opcodes can be replaced: the ones below that change an
+    existing object accept only containers, tensors and placeholders, which are always made by this load.
+    Classes and functions from the allow-list are shared by the whole process and must never change.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
         return resolve_global(module, name)
+
+    def _build(self):
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if isinstance(target, _Placeholder):
+            target.__dict__["_placeholder_state"] = state
+            return
+        if not isinstance(target, (dict, list, set, torch.Tensor)):  # e.g. an OrderedDict's _metadata
+            raise _unsafe("restore the state of", target)
+        for part in state if isinstance(state, tuple) and len(state) == 2 else (state,):
+            if part is None:
+                continue
+            if not isinstance(part, dict) or any(not isinstance(k, str) or k.startswith("__") for k in part):
+                raise _unsafe("restore special attributes of", target)
+            for key, value in part.items():
+                setattr(target, key, value)
+
+    def _setitem(self):
+        value, key = self.stack.pop(), self.stack.pop()
+        _container(self.stack[-1], dict)[key] = value
+
+    def _setitems(self):
+        items = self.pop_mark()
+        target = _container(self.stack[-1], dict)
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def _append(self):
+        value = self.stack.pop()
+        _container(self.stack[-1], list).append(value)
+
+    def _appends(self):
+        items = self.pop_mark()
+        _container(self.stack[-1], list).extend(items)
+
+    def _additems(self):
+        items = self.pop_mark()
+        target = _container(self.stack[-1], set)
+        for item in items:
+            target.add(item)
+
+    def _extension(self):  # the copyreg extension registry is process-wide state; torch never uses it
+        raise CheckpointError("unsafe checkpoint: its pickle uses the process-wide copyreg extension registry; "
+                              "the file was refused. Use a trusted file, or a .safetensors copy")
+
+    dispatch.update({pickle.BUILD[0]: _build, pickle.SETITEM[0]: _setitem, pickle.SETITEMS[0]: _setitems,
+                     pickle.APPEND[0]: _append, pickle.APPENDS[0]: _appends, pickle.ADDITEMS[0]: _additems,
+                     pickle.EXT1[0]: _extension, pickle.EXT2[0]: _extension, pickle.EXT4[0]: _extension})
 
 
 # torch.load(pickle_module=...) needs a module-like object with Unpickler and load.
 restricted_pickle = types.ModuleType("t2av_restricted_pickle")
 restricted_pickle.Unpickler = RestrictedUnpickler
 restricted_pickle.load = lambda file, **kw: RestrictedUnpickler(file, **kw).load()
-restricted_pickle.__name__ = "t2av_restricted_pickle"
 
 
 def _check_file(path: str | os.PathLike) -> Path:
@@ -169,7 +232,7 @@ def _load_safetensors(p: Path) -> dict[str, torch.Tensor]:
 def load_checkpoint_object(path: str | os.PathLike) -> Any:
     """The raw object stored in a torch.save file, loaded without executing pickled code (see module doc)."""
     p = _check_file(path)
-    use_mmap = zipfile.is_zipfile(p)  # memory-map big zip-format checkpoints instead of copying them
+    use_mmap = _uncompressed_zip(p)  # memory-map big zip-format checkpoints instead of copying them
     try:
         return torch.load(p, map_location="cpu", weights_only=True, mmap=use_mmap)
     except pickle.UnpicklingError:
@@ -185,6 +248,16 @@ def load_checkpoint_object(path: str | os.PathLike) -> Any:
         raise
     except Exception as e:
         raise _unreadable(p, e) from e
+
+
+def _uncompressed_zip(p: Path) -> bool:
+    """True for a zip whose members are all stored as they are: torch memory-maps the file's bytes in place,
+    which gives wrong values for a compressed (e.g. re-zipped with deflate) checkpoint."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            return all(info.compress_type == zipfile.ZIP_STORED for info in z.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return False  # not a zip (legacy format), or broken: torch.load reports it
 
 
 def _unreadable(p: Path, error: Exception) -> CheckpointError:
@@ -214,17 +287,57 @@ def _unwrap(obj: Any, p: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{p} holds no state dict of tensors (found {found}); expected a model weights file")
 
 
+def plain_data(obj: Any) -> Any:
+    """Plain dicts, lists and scalars from loaded data, with OmegaConf configs read from their placeholders.
+
+    Nothing is called or imported: only the recorded pickle state is read. OmegaConf 2.0 to 2.3 pickle every
+    node as ``NEWOBJ()`` + ``BUILD(state)``; a DictConfig / ListConfig's state has ``_content`` (a
+    ``{key: node}`` dict, a ``[node]`` list, None, or a string such as "???" or "${interpolation}"), a value
+    node's (AnyNode, IntegerNode, ...) has ``_val``; ``_metadata`` and ``_parent`` are skipped. Anything
+    else (other placeholders, tensors, enums) becomes None.
+    """
+    budget = [100_000]  # shared sub-objects could make a hostile file's tree exponentially large
+
+    def read(x: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if depth > 64 or budget[0] < 0:
+            return None
+        if isinstance(x, _Placeholder):
+            state = x.__dict__.get("_placeholder_state")
+            if not type(x).__module__.startswith("omegaconf.") or not isinstance(state, dict):
+                return None
+            x = state["_content"] if "_content" in state else state.get("_val")
+        if isinstance(x, dict):
+            return {k if isinstance(k, (str, int, float, bool)) else repr(k): read(v, depth + 1) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [read(v, depth + 1) for v in x]
+        return x if x is None or isinstance(x, (bool, int, float, str)) else None
+
+    return read(obj, 0)
+
+
 def load_state_dict_file(path: str | os.PathLike, *, key_prefix: str | None = None) -> dict[str, torch.Tensor]:
     """Tensors of a weights file as a flat ``{name: tensor}`` dict on the CPU.
 
     Nested training checkpoints (``{"state_dict": ...}``, ``{"model": ...}``) are unwrapped. With
     ``key_prefix`` only keys starting with it are kept, and the prefix is removed from their names.
     """
+    return load_weights_and_hyper_parameters(path, key_prefix=key_prefix)[0]
+
+
+def load_weights_and_hyper_parameters(path: str | os.PathLike, *, key_prefix: str | None = None
+                                      ) -> tuple[dict[str, torch.Tensor], dict]:
+    """:func:`load_state_dict_file` plus the training configuration a Lightning checkpoint keeps under
+    ``hyper_parameters``, as :func:`plain_data` ({} for files without one, e.g. safetensors)."""
     p = _check_file(path)
+    hyper: Any = {}
     if p.suffix == ".safetensors":
         sd = _load_safetensors(p)
     elif p.suffix in PICKLE_SUFFIXES:
-        sd = _unwrap(load_checkpoint_object(p), p)
+        obj = load_checkpoint_object(p)
+        sd = _unwrap(obj, p)
+        if isinstance(obj, dict):
+            hyper = plain_data(obj.get("hyper_parameters")) or {}
     else:
         raise CheckpointError(f"unsupported weights file type '{p.suffix}' for {p}; expected .safetensors, "
                               + ", ".join(PICKLE_SUFFIXES))
@@ -232,7 +345,7 @@ def load_state_dict_file(path: str | os.PathLike, *, key_prefix: str | None = No
         sd = {k[len(key_prefix):]: v for k, v in sd.items() if k.startswith(key_prefix)}
         if not sd:
             raise CheckpointError(f"{p} has no tensors under the prefix '{key_prefix}'")
-    return sd
+    return sd, (hyper if isinstance(hyper, dict) else {})
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -262,8 +375,9 @@ def save_component(path: str | os.PathLike, state_dict: dict[str, torch.Tensor],
                    config: dict) -> None:
     """Write ``state_dict`` as safetensors with a header naming the component and its config (as JSON).
 
-    The file is written next to the target and renamed at the end, so an interrupted save never leaves a
-    truncated file under the final name.
+    The file is written under a temporary name beside the target and renamed at the end (see
+    ``t2av_core.atomic``): an interrupted or failed save leaves no file behind and an existing target as it
+    was. Problems with the destination raise T2AVError saying what to fix.
     """
     if not state_dict:
         raise CheckpointError(f"refusing to write an empty state dict for component '{component}'")
@@ -280,7 +394,16 @@ def save_component(path: str | os.PathLike, state_dict: dict[str, torch.Tensor],
         tensors[name] = t
     meta = {"format": METADATA_FORMAT, "component": component, "config": json.dumps(config, sort_keys=True)}
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".partial")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise T2AVError(f"cannot create the folder {p.parent}: {e.strerror or e}; choose another output "
+                        "path") from e
+    with atomic_write(p, "weights file") as tmp:
+        mode = tmp.stat().st_mode & 0o777  # what the umask gives a new file; save_file would leave 0600
+        try:
+            save_file(tensors, str(tmp), metadata=meta)
+        except SafetensorError as e:  # its I/O errors (disk full, ...) come as this type, not OSError
+            raise T2AVError(f"could not write the weights file {p}: {e}. Nothing was written there; free "
+                            "space or choose another folder and run again") from e
+        os.chmod(tmp, mode)

@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import save_file
 
 from core_helpers import assert_same_state_dict
-from t2av_core.checkpoint_io import (load_checkpoint_object, load_state_dict_file, read_component_config,
+from t2av_core.checkpoint_io import (load_checkpoint_object, load_state_dict_file,
+                                     load_weights_and_hyper_parameters, plain_data, read_component_config,
                                      read_metadata, save_component)
 from t2av_core.errors import CheckpointError
 
@@ -142,6 +143,31 @@ def test_fixture_lightning_ckpt(parity_dir):
     assert {k for k in sd if k not in ref} == {k for k in sd if k.startswith("semantic_model.decoder.")}
     for k, v in ref.items():
         assert torch.equal(sd[k], v), k
+
+
+def test_omegaconf_hyper_parameters_read_back_as_plain_data(parity_dir):
+    """The fixture .ckpt was written with the real omegaconf 2.3.0; its cfg comes back without importing it."""
+    import json
+    folder = parity_dir / "codecs" / "audio_vae"
+    official = json.loads((folder / "audio_vae_tiny_config.json").read_text())["cfg"]
+    sd, hyper = load_weights_and_hyper_parameters(folder / "audio_vae_tiny.ckpt")
+    assert hyper == {"cfg": official} and len(sd) == 309
+    assert plain_data(load_checkpoint_object(folder / "audio_vae_tiny.ckpt")["hyper_parameters"]["cfg"]) == official
+    assert load_weights_and_hyper_parameters(folder / "audio_vae_tiny.safetensors")[1] == {}
+
+
+def test_plain_data_never_follows_other_placeholders(tmp_path):
+    mod = _fake_omegaconf_module()
+    package = types.ModuleType("fake_omegaconf")
+    package.dictconfig = mod
+    sys.modules.update({"fake_omegaconf": package, mod.__name__: mod})
+    try:
+        torch.save({"state_dict": _sd(), "hyper_parameters": {"cfg": mod.DictConfig({"a": 1}), "n": [1, 2.5]}},
+                   tmp_path / "x.ckpt")
+    finally:
+        del sys.modules[mod.__name__], sys.modules["fake_omegaconf"]
+    hyper = load_weights_and_hyper_parameters(tmp_path / "x.ckpt")[1]
+    assert hyper == {"cfg": None, "n": [1, 2.5]}  # not an omegaconf class: unreadable, so None
 
 
 def test_key_prefix_strips_and_filters(parity_dir):
