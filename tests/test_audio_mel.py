@@ -7,7 +7,10 @@ from conftest import load_cases
 from t2av_core.audio.mel import N_FRAMES, N_SAMPLES, log_mel_spectrogram, mel_filters, pad_or_trim
 from t2av_core.errors import T2AVError
 
-TOL = dict(atol=1e-5, rtol=1e-5)  # fixture README, section 4
+# Fixture README, section 4: the FFT rounds differently per CPU (AVX2 vs AVX-512/AMX builds of the same torch);
+# the official recipe itself is 4.8e-5 off `mel.long` on an AMX machine, while every known mistake moves the
+# mel by 0.4 or more.
+TOL = dict(atol=2e-4, rtol=1e-5)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from t2av_core.checkpoint_io import load_state_dict_file
+from t2av_core.cpu_convs import float32_cpu_convolutions
 from t2av_core.audio.mel import speech_frames
 from t2av_core.errors import CheckpointError, T2AVError
 from t2av_core.interfaces import FRAME_RATE
@@ -227,4 +228,5 @@ class WavLMSpeakerEncoder:
         if wave.numel() > MAX_SAMPLES:
             raise T2AVError(f"reference audio too long: {wave.numel() / SAMPLE_RATE:.1f} s; the speaker encoder "
                             "takes at most 30 s (talker_speaker_input() cuts it as Talker does)")
-        return self.net(wave[None].to(self.device))[0].float()
+        with float32_cpu_convolutions(self.net):  # 16-bit weights on the CPU: see t2av_core.cpu_convs
+            return self.net(wave[None].to(self.device))[0].float()

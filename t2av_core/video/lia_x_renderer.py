@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import torch
 
+from ..cpu_convs import float32_cpu_convolutions
 from ..errors import T2AVError
 from ..interfaces import ProgressFn
 from .face_prep import preprocess_face
@@ -94,7 +95,7 @@ class LiaXRenderer:
     def prepare_face(self, image: torch.Tensor) -> FaceState:
         """Reference image (H, W, 3) float 0..1 (or uint8, greyscale, RGBA; any size) -> FaceState."""
         x = self._model_input(image)
-        with _tf32(self.device, self.allow_tf32):
+        with _tf32(self.device, self.allow_tf32), float32_cpu_convolutions(self.model):
             z, feats = self.model.encode_identity(x)
         return FaceState(image=x, z=z, feats=feats)
 
@@ -111,7 +112,7 @@ class LiaXRenderer:
         codes = []
         for start in range(0, frames.shape[0], batch_size):
             x = torch.cat([self._model_input(f) for f in frames[start:start + batch_size]])
-            with _tf32(self.device, self.allow_tf32):
+            with _tf32(self.device, self.allow_tf32), float32_cpu_convolutions(self.model):
                 codes.append(self.model.encode_motion(x).float().cpu())
         if not codes:
             return torch.zeros(0, self.motion_dim)
@@ -143,7 +144,7 @@ class LiaXRenderer:
         feats = [f.to(device) for f in face.feats]
         for start in range(0, total, batch_size):
             style = (z + offsets[start:start + batch_size]).to(self.dtype)
-            with _tf32(device, self.allow_tf32):
+            with _tf32(device, self.allow_tf32), float32_cpu_convolutions(self.model):
                 frames = raw_to_unit(self.model.decode(style, feats))
             chunk = (frames_to_uint8(frames) if uint8 else frames).cpu()
             if progress is not None:  # may raise to cancel
