@@ -9,13 +9,14 @@ Weights: the released Lightning ``whisperx-vae/model.ckpt`` (read without execut
 official key names as safetensors, or a file written by ``t2av_core.convert``. Only the keys needed for
 encode/decode are kept (the Whisper text decoder and any training-only modules are ignored), weight
 norm is folded once at load, and every size is read from the weight shapes, except the number of Whisper
-attention heads, which shapes do not reveal (see :meth:`WhisperXVAEConfig.from_state_dict`).
+attention heads, which shapes do not reveal (see :func:`config_from_checkpoint`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -26,89 +27,19 @@ from t2av_core.audio.mel import SAMPLE_RATE as MEL_SAMPLE_RATE, N_SAMPLES as MEL
 from t2av_core.audio.mel import log_mel_spectrogram, speech_frames
 from t2av_core.audio.resample import resample
 from t2av_core.audio.whisper_encoder import WhisperAudioEncoder
-from t2av_core.checkpoint_io import load_state_dict_file, read_component_config
+from t2av_core.audio.whisperx_config import (WhisperXVAEConfig, check_whisper_heads,  # noqa: F401  (re-exported)
+                                            config_from_checkpoint)
+from t2av_core.checkpoint_io import load_weights_and_hyper_parameters, read_component_config
+from t2av_core.cpu_convs import float32_cpu_convolutions
 from t2av_core.errors import CheckpointError, T2AVError
-from t2av_core.interfaces import AUDIO_LATENT_DIM, FRAME_RATE, ProgressFn
+from t2av_core.interfaces import FRAME_RATE, ProgressFn
 
 SAMPLE_RATE = 24000
 HOP = SAMPLE_RATE // FRAME_RATE  # 960 samples of 24 kHz audio per latent frame
 COMPONENT = "audio_vae"
 # Key prefixes used by encode/decode; everything else in the released file is ignored.
 KEPT_PREFIXES = ("CodecEnc.", "CodecDec.", "vae.", "semantic_model.encoder.")
-
-
-@dataclass(frozen=True)
-class WhisperXVAEConfig:
-    """Sizes of the released model by default (Whisper-large-v3 semantic encoder)."""
-
-    enc_base_width: int = 64
-    enc_strides: tuple[int, ...] = (2, 4, 10, 12)
-    enc_out_dim: int = 1280
-    dec_width: int = 1536
-    dec_rates: tuple[int, ...] = (12, 10, 4, 2)
-    z_dim: int = AUDIO_LATENT_DIM
-    whisper_n_mels: int = 128
-    whisper_n_ctx: int = 1500
-    whisper_width: int = 1280
-    whisper_heads: int = 20
-    whisper_layers: int = 32
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "WhisperXVAEConfig":
-        known = {f: d[f] for f in cls.__dataclass_fields__ if f in d}
-        for f in ("enc_strides", "dec_rates"):
-            if f in known:
-                known[f] = tuple(known[f])
-        return cls(**known)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_state_dict(cls, sd: dict[str, torch.Tensor], whisper_heads: int | None = None) -> "WhisperXVAEConfig":
-        """Read every size from the weight shapes (folded or weight-normalised names both work).
-
-        ``whisper_heads`` defaults to width / 64, the head size of every released Whisper model
-        (1280 -> 20 heads for the released WhisperX-VAE); pass it for other geometries.
-        """
-        def weight(prefix: str) -> torch.Tensor:
-            for suffix in (".weight", ".weight_v", ".parametrizations.weight.original1"):
-                if prefix + suffix in sd:
-                    return sd[prefix + suffix]
-            raise CheckpointError(f"audio VAE weights: missing '{prefix}.weight_v' (or '.weight'); is this a "
-                                  "WhisperX-VAE checkpoint?")
-
-        n_enc = 0
-        while any(k.startswith(f"CodecEnc.block.{n_enc + 1}.block.4.") for k in sd):
-            n_enc += 1
-        n_dec = 0
-        while any(k.startswith(f"CodecDec.model.{n_dec + 1}.block.1.") for k in sd):
-            n_dec += 1
-        n_layers = 0
-        while f"semantic_model.encoder.blocks.{n_layers}.attn.query.weight" in sd:
-            n_layers += 1
-        if n_enc == 0 or n_dec == 0 or n_layers == 0:
-            raise CheckpointError("audio VAE weights: no CodecEnc / CodecDec / semantic_model.encoder blocks "
-                                  "found; is this a WhisperX-VAE checkpoint?")
-        conv1 = weight("semantic_model.encoder.conv1")
-        width = conv1.shape[0]
-        if "semantic_model.encoder.positional_embedding" not in sd:
-            raise CheckpointError("audio VAE weights: missing 'semantic_model.encoder.positional_embedding'")
-        return cls(
-            enc_base_width=weight("CodecEnc.block.0").shape[0],
-            enc_strides=tuple(weight(f"CodecEnc.block.{i}.block.4").shape[2] // 2 for i in range(1, n_enc + 1)),
-            enc_out_dim=weight(f"CodecEnc.block.{n_enc + 2}").shape[0],
-            dec_width=weight("CodecDec.model.0").shape[0],
-            dec_rates=tuple(weight(f"CodecDec.model.{i}.block.1").shape[2] // 2 for i in range(1, n_dec + 1)),
-            z_dim=weight("vae.out_proj").shape[1],
-            whisper_n_mels=conv1.shape[1],
-            whisper_n_ctx=sd["semantic_model.encoder.positional_embedding"].shape[0],
-            whisper_width=width,
-            whisper_heads=whisper_heads or max(1, width // 64),
-            whisper_layers=n_layers,
-        )
-
-
+_log = logging.getLogger(__name__)
 class _Namespace(nn.Module):
     """An empty container so submodule paths match the released key names (``vae.in_proj``, ...)."""
 
@@ -257,10 +188,14 @@ def check_audio_vae_keys(sd: dict[str, torch.Tensor], cfg: WhisperXVAEConfig) ->
 
 
 def build_audio_vae(sd: dict[str, torch.Tensor], cfg: WhisperXVAEConfig | None = None,
-                    whisper_heads: int | None = None) -> WhisperXVAE:
-    """A float32 CPU model from a (released-format) state dict, with strict key matching."""
+                    whisper_heads: int | None = None, hyper_parameters: dict | None = None) -> WhisperXVAE:
+    """A float32 CPU model from a (released-format) state dict, with strict key matching. Without ``cfg`` the
+    config comes from :func:`config_from_checkpoint`."""
     sd = select_audio_vae_keys(sd)
-    cfg = cfg or WhisperXVAEConfig.from_state_dict(sd, whisper_heads)
+    if cfg is None:
+        cfg, note = config_from_checkpoint(sd, hyper_parameters, whisper_heads)
+        if note:
+            _log.warning("audio VAE: %s", note)
     if cfg.whisper_width % cfg.whisper_heads:
         raise CheckpointError(f"Whisper width {cfg.whisper_width} is not divisible by {cfg.whisper_heads} heads")
     check_audio_vae_keys(sd, cfg)
@@ -331,7 +266,8 @@ class WhisperXVAECodec:
         if wave.shape[0] < HOP:
             raise T2AVError("audio is too short to encode: at least 40 ms (960 samples at 24 kHz) are needed")
         dev, dt = self.device, self.dtype
-        latents = self.model.encode(wave.to(dev, dt)[None, None], mel.to(dev, dt)[None])
+        with float32_cpu_convolutions(self.model):  # 16-bit weights on the CPU: see t2av_core.cpu_convs
+            latents = self.model.encode(wave.to(dev, dt)[None, None], mel.to(dev, dt)[None])
         return latents[0].float()
 
     def encode_reference(self, raw: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -358,17 +294,19 @@ class WhisperXVAECodec:
         if not torch.isfinite(latents).all():
             raise T2AVError("audio latents contain NaN or infinite values")
         x = latents.to(self.device, self.dtype)[None]
-        return self.model.decode_chunked(x, self.chunk_frames, progress=progress)[0, 0]
+        with float32_cpu_convolutions(self.model):
+            return self.model.decode_chunked(x, self.chunk_frames, progress=progress)[0, 0]
 
 
 def load_audio_vae(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, *,
                    whisper_heads: int | None = None, chunk_frames: int = 250) -> WhisperXVAECodec:
     """Load WhisperX-VAE from the released ``model.ckpt``, an official-key safetensors, or a converted file.
 
-    A converted file carries its config in the header; otherwise sizes come from the weight shapes and
-    ``whisper_heads`` (default width / 64) from the argument.
+    A converted file carries its config in the header; otherwise sizes come from the weight shapes and the
+    Whisper head count from ``whisper_heads``, else the released file's training config, else width / 64
+    (see :func:`config_from_checkpoint`).
     """
-    sd = load_state_dict_file(path)
+    sd, hyper_parameters = load_weights_and_hyper_parameters(path)
     cfg = None
     header = read_component_config(path)
     if header is not None:
@@ -376,7 +314,7 @@ def load_audio_vae(path: str | Path, device: str | torch.device = "cpu", dtype: 
         if component != COMPONENT:
             raise CheckpointError(f"{path} holds the '{component}' component, not '{COMPONENT}'")
         cfg = WhisperXVAEConfig.from_dict(config)
-        if whisper_heads:
-            cfg = WhisperXVAEConfig.from_dict({**cfg.to_dict(), "whisper_heads": whisper_heads})
-    model = build_audio_vae(sd, cfg, whisper_heads)
+        if whisper_heads is not None:
+            cfg = replace(cfg, whisper_heads=check_whisper_heads(whisper_heads, cfg.whisper_width))
+    model = build_audio_vae(sd, cfg, whisper_heads, hyper_parameters)
     return WhisperXVAECodec(model.to(device=device, dtype=dtype), chunk_frames)
