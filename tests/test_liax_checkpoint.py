@@ -148,3 +148,13 @@ def test_bad_files_are_refused(tmp_path, tiny_sd):
     save_file({"weight": torch.zeros(2)}, str(other))
     with pytest.raises(CheckpointError, match="not a LIA-X checkpoint"):
         load_lia_x(other)
+
+
+def test_another_component_is_named_as_not_lia_x(parity_dir):
+    """The audio VAE file given as LIA-X: the message names the missing key, not 'unexpected tensor ranks'."""
+    audio_vae = parity_dir / "codecs" / "audio_vae" / "audio_vae_tiny.safetensors"
+    with pytest.raises(CheckpointError) as info:
+        load_lia_x(audio_vae)
+    message = str(info.value)
+    assert "not a LIA-X checkpoint" in message and "'dec.direction.weight' is missing" in message
+    assert "ranks" not in message and message.count("not a LIA-X checkpoint") == 1

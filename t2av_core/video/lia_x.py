@@ -59,6 +59,8 @@ class LiaXConfig:
             dec = [shape(f"dec.conv{level_prefix(level)}_1.conv.weight")[1] for level in range(1, LEVELS + 1)]
             input_size = shape("dec.input.input")[-1]
             final_kernel = shape("enc.enc_2r.block8.weight")[-1]
+        except CheckpointError:  # a missing key (a ValueError too): its own message says so
+            raise
         except (ValueError, IndexError) as e:  # a key with too few dimensions
             raise CheckpointError(f"not a LIA-X checkpoint: unexpected tensor ranks ({e})") from e
         if final_kernel != input_size:
