@@ -71,7 +71,7 @@ def main() -> None:
     bb = model.backbone
     ids = torch.randint(0, cfg.backbone.vocab, (1, args.prompt), device=dev)
     total = args.patches + 1
-    bb.setup_cache(1, args.prompt + args.prefix + total)
+    cache = bb.new_cache(1, args.prompt + args.prefix + total)
     speaker = torch.randn(1, cfg.speaker_dim, device=dev, dtype=dtype)
     first = torch.randn(1, cfg.motion_dim, device=dev, dtype=dtype)
     s_cond = torch.zeros(1, cfg.speech_dim, P * cfg.context_patches, device=dev, dtype=dtype)
@@ -82,7 +82,7 @@ def main() -> None:
         t0 = time.perf_counter()
         prefix = model.embed_patches(torch.randn(1, args.prefix, P, cfg.speech_dim, device=dev, dtype=dtype),
                                      torch.randn(1, args.prefix, P, cfg.motion_dim, device=dev, dtype=dtype))
-        h = bb(torch.cat([model.embed_tokens(ids), prefix], dim=1), 0)[:, -1]
+        h = bb(torch.cat([model.embed_tokens(ids), prefix], dim=1), 0, cache)[:, -1]
         sync(dev)
         prefill = time.perf_counter() - t0
 
@@ -100,7 +100,7 @@ def main() -> None:
             t2 = time.perf_counter()
             model.stop_logit(h)
             nxt = model.embed_patches(speech.transpose(1, 2)[:, None], motion.transpose(1, 2)[:, None])
-            h = bb(nxt, pos + step)[:, -1]
+            h = bb(nxt, pos + step, cache)[:, -1]
             s_cond, m_cond = speech, motion
             sync(dev)
             t3 = time.perf_counter()
@@ -108,7 +108,6 @@ def main() -> None:
                 times["speech head"].append(t1 - t0)
                 times["motion head"].append(t2 - t1)
                 times["backbone"].append(t3 - t2)
-    bb.drop_cache()
 
     per_patch = {k: sum(v) / len(v) for k, v in times.items()}
     step = sum(per_patch.values())

@@ -14,6 +14,7 @@ Several seeds run as one batch (same prompt and references, independent noise).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from .interfaces import FRAME_RATE, ProgressFn
 from .model.talker import TalkerT2AV
 from .motion_stats import denormalize_motion, motion_stats, normalize_motion
 from .sampling import SOLVERS, CFGGuidance, CustomSchedule, FlowSampler, NoiseSource, SwaySchedule
+from .sampling.noise import check_seed
 from .text.prompt import TEMPLATE_IDS
 
 __all__ = ["GenerationSettings", "AVLatents", "generate_av", "generate_av_batch", "GenerationCancelled",
@@ -62,12 +64,13 @@ class GenerationSettings:
 
     def __post_init__(self):
         named = isinstance(self.solver, str)
+        for name in ("temperature", "cfg_scale", "sway", "prefix_seconds", "max_seconds", "seconds_per_token"):
+            _check_finite(name, getattr(self, name))
         checks = [
             (not named or self.solver in SOLVERS,
              f"unknown solver {self.solver!r}; choose one of {sorted(SOLVERS)}"),
             (named or callable(getattr(self.solver, "solve", None)),
              f"a solver needs a solve(velocity, x, grid) method; got {type(self.solver).__name__}"),
-            (self.cfm_steps >= 1, f"cfm_steps must be >= 1, got {self.cfm_steps}"),
             (self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}"),
             (self.cfg_scale >= 0, f"cfg_scale must be >= 0, got {self.cfg_scale}"),
             (self.prefix_seconds >= 0, f"prefix_seconds must be >= 0, got {self.prefix_seconds}"),
@@ -80,12 +83,20 @@ class GenerationSettings:
         for ok, message in checks:
             if not ok:
                 raise T2AVError(message)
+        if self.seed is not None:
+            check_seed(self.seed)
+        self.sampler()  # builds (and so checks) the step count, the time grid and the guidance
 
     def sampler(self) -> FlowSampler:
         solver = SOLVERS[self.solver]() if isinstance(self.solver, str) else self.solver
         schedule = CustomSchedule(self.times) if self.times is not None else SwaySchedule(self.cfm_steps, self.sway)
         return FlowSampler(schedule, CFGGuidance(self.cfg_scale, self.zero_star), solver,
                            self.temperature)
+
+
+def _check_finite(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise T2AVError(f"{name} must be a finite number, got {value!r}")
 
 
 @dataclass
@@ -100,6 +111,7 @@ class AVLatents:
     n_steps: int  # generated patches (4 frames each)
     stop_reason: str  # "stop" (stop head) | "budget" (step budget or given stream used up)
     fps: int = FRAME_RATE
+    seed: int | None = None  # the seed the noise came from (None: recorded or other given noise)
 
     def motion_raw(self) -> Tensor:
         return denormalize_motion(self.motion_norm, self.motion_mean, self.motion_std)
@@ -206,17 +218,17 @@ def _prepare_reference(model: TalkerT2AV, voice: Tensor, face_motion: Tensor, re
 
 
 def step_budget(settings: GenerationSettings, n_prompt_ids: int, prefix_patches: int, speech_len: int,
-                motion_len: int, patch: int = 4) -> int:
+                motion_len: int, patch: int = 4, template_ids: int = TEMPLATE_IDS) -> int:
     """Maximum number of generated patches (the stop head usually ends the run earlier).
 
     "reference": the official rule, bounded by the reference clip. "text": 2 s + ``seconds_per_token`` per
-    text id (the prompt minus its 12 chat-template ids), capped at ``max_seconds``.
+    text id (the prompt minus its ``template_ids`` chat-template ids), capped at ``max_seconds``.
     """
     cap = max(1, math.ceil(settings.max_seconds * FRAME_RATE / patch))
     if settings.budget == "reference":
         total = max(math.ceil(speech_len / patch), motion_len // patch)
         return max(0, total - prefix_patches + settings.extra_patches)
-    n_text = max(1, n_prompt_ids - TEMPLATE_IDS)
+    n_text = max(1, n_prompt_ids - template_ids)
     seconds = 2.0 + settings.seconds_per_token * n_text
     return min(cap, math.ceil(seconds * FRAME_RATE / patch))
 
@@ -234,14 +246,19 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
                       settings: GenerationSettings | None = None, given_audio: Tensor | None = None,
                       given_motion: Tensor | None = None, callback: ProgressFn | None = None,
                       ref_audio_latents: Tensor | None = None, seeds: list[int | None] | None = None,
-                      noise: list | None = None, trace: dict | None = None) -> list[AVLatents]:
+                      noise: list | None = None, trace: dict | None = None,
+                      template_ids: int = TEMPLATE_IDS) -> list[AVLatents]:
     """Run one prompt for several seeds as one batch; returns one AVLatents per seed.
 
-    prompt_ids: (1, s0) or (s0,) ids of the prompt up to the first speech placeholder.
+    prompt_ids: (1, s0) or (s0,) ids of the prompt up to the first speech placeholder, of which
+    ``template_ids`` are chat template rather than text (the tokenizer's ``template_ids``; 12 for Qwen3's).
     voice: speaker embedding (256,). face_motion: raw reference motion (frames >= 1, 40); frame 0 conditions
     the motion head. ref_audio_latents: reference audio latents (frames, 32) for the prefix (prefix only
     happens when given). given_audio / given_motion (frames, 32) / raw (frames, 40): drive one stream.
+    seeds: whole numbers in 0 .. 2**64 - 1, or None for a random seed (reported in ``AVLatents.seed``).
     noise: per-sample noise sources (overrides seeds), e.g. ``RecordedNoise`` for exact replays.
+    callback(done, total) is called after every patch, and with (n, n) when the stop head ends the run early at
+    n patches, so a progress bar always finishes; raising in it (e.g. GenerationCancelled) stops the run.
     trace: if a dict, receives the intermediate tensors of sample 0 (for debugging and parity tests).
     """
     s = settings or GenerationSettings()
@@ -270,7 +287,7 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
     if driven is not None:  # the given stream fixes the length; the stop head is not consulted
         budget = math.ceil(driven.shape[0] / P)
     else:
-        budget = step_budget(s, ids.numel(), ref.prefix_patches, ref.speech_len, ref.motion_len, P)
+        budget = step_budget(s, ids.numel(), ref.prefix_patches, ref.speech_len, ref.motion_len, P, template_ids)
     audio_in, motion_in = _given(given_audio, budget, P, dev, dt), _given(given_motion, budget, P, dev, dt)
 
     # ---- prefill
@@ -282,62 +299,63 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
     embeds = embeds.expand(B, -1, -1)
     n0 = embeds.shape[1]
     backbone = model.backbone
-    backbone.setup_cache(B, n0 + budget)
-    try:
-        h = backbone(embeds, 0)[:, -1]
-        if trace is not None:
-            trace.update(prefill_inputs_embeds=embeds[:1].clone(), prefill_last_hidden=h[:1].clone())
-            for key in ("mu", "speech_cond", "motion_cond", "speech_patch", "motion_patch", "next_embed",
-                        "hidden_after_step", "stop_logits"):
-                trace[key] = []
+    cache = backbone.new_cache(B, n0 + budget)  # this call's own: the model itself holds no generation state
+    h = backbone(embeds, 0, cache)[:, -1]
+    if trace is not None:
+        trace.update(prefill_inputs_embeds=embeds[:1].clone(), prefill_last_hidden=h[:1].clone())
+        for key in ("mu", "speech_cond", "motion_cond", "speech_patch", "motion_patch", "next_embed",
+                    "hidden_after_step", "stop_logits"):
+            trace[key] = []
 
-        speech_cond = ref.speech_history.expand(B, -1, -1)
-        motion_cond = ref.motion_history.expand(B, -1, -1)
-        speaker, first = ref.speaker.expand(B, -1), ref.first_motion.expand(B, -1)
-        speech_out = torch.zeros(budget, B, cfg.speech_dim, P, device=dev, dtype=dt)
-        motion_out = torch.zeros(budget, B, cfg.motion_dim, P, device=dev, dtype=dt)
-        streak = torch.zeros(B, dtype=torch.long, device=dev)
-        stopped_at = torch.full((B,), budget, dtype=torch.long, device=dev)
-        use_stop = s.use_stop and driven is None
-        n_steps = budget
-        for step in range(budget):
-            if use_stop and step >= s.stop_min_step:
-                logit = model.stop_logit(h)
-                hit = torch.sigmoid(logit.float()) >= s.stop_threshold
-                streak = torch.where(hit, streak + 1, torch.zeros_like(streak))
-                newly = (streak >= s.stop_streak) & (stopped_at == budget)
-                stopped_at = torch.where(newly, torch.full_like(stopped_at, step), stopped_at)
-                if trace is not None:
-                    trace["stop_logits"].append(logit[0].clone())
-                if bool((stopped_at < budget).all()):  # the one host sync per step
-                    n_steps = step
-                    break
-            if audio_in is not None:
-                speech = audio_in[step].expand(B, -1, -1)
-            else:
-                z = torch.cat([n.draw((1, cfg.speech_dim, P), dev) for n in noise])  # fp32, like the ODE state
-                speech = sampler.sample(model.speech_cfm.estimator, h, speech_cond, speaker, z)
-            if motion_in is not None:
-                motion = motion_in[step].expand(B, -1, -1)
-            else:
-                z = torch.cat([n.draw((1, cfg.motion_dim, P), dev) for n in noise])
-                motion = sampler.sample(model.motion_cfm.estimator, h, motion_cond, first, z)
+    speech_cond = ref.speech_history.expand(B, -1, -1)
+    motion_cond = ref.motion_history.expand(B, -1, -1)
+    speaker, first = ref.speaker.expand(B, -1), ref.first_motion.expand(B, -1)
+    speech_out = torch.zeros(budget, B, cfg.speech_dim, P, device=dev, dtype=dt)
+    motion_out = torch.zeros(budget, B, cfg.motion_dim, P, device=dev, dtype=dt)
+    streak = torch.zeros(B, dtype=torch.long, device=dev)
+    stopped_at = torch.full((B,), budget, dtype=torch.long, device=dev)
+    use_stop = s.use_stop and driven is None
+    n_steps = budget
+    for step in range(budget):
+        if use_stop and step >= s.stop_min_step:
+            logit = model.stop_logit(h)
+            hit = torch.sigmoid(logit.float()) >= s.stop_threshold
+            streak = torch.where(hit, streak + 1, torch.zeros_like(streak))
+            newly = (streak >= s.stop_streak) & (stopped_at == budget)
+            stopped_at = torch.where(newly, torch.full_like(stopped_at, step), stopped_at)
             if trace is not None:
-                for key, val in (("mu", h), ("speech_cond", speech_cond), ("motion_cond", motion_cond),
-                                 ("speech_patch", speech), ("motion_patch", motion)):
-                    trace[key].append(val[0].clone())
-            speech_out[step], motion_out[step] = speech, motion
-            speech_cond = torch.cat([speech_cond[..., P:], speech], dim=-1)  # keep the last context_patches
-            motion_cond = torch.cat([motion_cond[..., P:], motion], dim=-1)
-            nxt = model.embed_patches(speech.transpose(1, 2)[:, None], motion.transpose(1, 2)[:, None])
-            h = backbone(nxt, n0 + step)[:, -1]
-            if trace is not None:
-                trace["next_embed"].append(nxt[0, 0].clone())
-                trace["hidden_after_step"].append(h[0].clone())
-            if callback is not None:
-                callback(step + 1, budget)
-    finally:
-        backbone.drop_cache()
+                trace["stop_logits"].append(logit[0].clone())
+            if bool((stopped_at < budget).all()):  # the one host sync per step
+                n_steps = step
+                break
+        if audio_in is not None:
+            speech = audio_in[step].expand(B, -1, -1)
+        else:
+            z = torch.cat([n.draw((1, cfg.speech_dim, P), dev) for n in noise])  # fp32, like the ODE state
+            speech = sampler.sample(model.speech_cfm.estimator, h, speech_cond, speaker, z)
+        if motion_in is not None:
+            motion = motion_in[step].expand(B, -1, -1)
+        else:
+            z = torch.cat([n.draw((1, cfg.motion_dim, P), dev) for n in noise])
+            motion = sampler.sample(model.motion_cfm.estimator, h, motion_cond, first, z)
+        if trace is not None:
+            for key, val in (("mu", h), ("speech_cond", speech_cond), ("motion_cond", motion_cond),
+                             ("speech_patch", speech), ("motion_patch", motion)):
+                trace[key].append(val[0].clone())
+        speech_out[step], motion_out[step] = speech, motion
+        speech_cond = torch.cat([speech_cond[..., P:], speech], dim=-1)  # keep the last context_patches
+        motion_cond = torch.cat([motion_cond[..., P:], motion], dim=-1)
+        nxt = model.embed_patches(speech.transpose(1, 2)[:, None], motion.transpose(1, 2)[:, None])
+        h = backbone(nxt, n0 + step, cache)[:, -1]
+        if trace is not None:
+            trace["next_embed"].append(nxt[0, 0].clone())
+            trace["hidden_after_step"].append(h[0].clone())
+        if callback is not None:
+            callback(step + 1, budget)
+    if callback is not None and n_steps < budget:
+        callback(n_steps, n_steps)  # the stop head ended the run early: finish the bar
+    _check_finite_patches(speech_out[:n_steps], "speech")
+    _check_finite_patches(motion_out[:n_steps], "motion")
 
     mean, std = motion_stats()
     results = []
@@ -353,6 +371,7 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
             prefix_frames=ref.prefix_patches * P,
             n_steps=n,
             stop_reason="stop" if stops[b] < budget else "budget",
+            seed=getattr(noise[b], "seed", None),
         ))
     if trace is not None:
         for key, val in trace.items():
@@ -361,10 +380,22 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
     return results
 
 
+def _check_finite_patches(patches: Tensor, stream: str) -> None:
+    """T2AVError naming the stage and the first patch when sampling produced NaN or inf values."""
+    bad = ~torch.isfinite(patches).flatten(1).all(dim=1)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0])
+        raise T2AVError(f"joint sampling produced NaN or infinite {stream} latents (first at patch {first}): the "
+                        "generator's weights are damaged, or its precision overflows (try fp32). Nothing was "
+                        "decoded or written")
+
+
 def generate_av(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face_motion: Tensor,
                 settings: GenerationSettings | None = None, given_audio: Tensor | None = None,
                 given_motion: Tensor | None = None, callback: ProgressFn | None = None,
-                ref_audio_latents: Tensor | None = None, noise=None, trace: dict | None = None) -> AVLatents:
+                ref_audio_latents: Tensor | None = None, noise=None, trace: dict | None = None,
+                template_ids: int = TEMPLATE_IDS) -> AVLatents:
     """One sample (seed from ``settings.seed``, or an explicit noise source). See ``generate_av_batch``."""
     return generate_av_batch(model, prompt_ids, voice, face_motion, settings, given_audio, given_motion, callback,
-                             ref_audio_latents, noise=None if noise is None else [noise], trace=trace)[0]
+                             ref_audio_latents, noise=None if noise is None else [noise], trace=trace,
+                             template_ids=template_ids)[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -119,7 +120,77 @@ def test_progress_callback_and_cancellation(core):
 
     with pytest.raises(GenerationCancelled):
         generate_av(core[2], callback=cancel, **inputs(get))
-    assert core[2].backbone.max_len == 0, "the KV cache is released after a cancelled run"
+    after = generate_av(core[2], settings=GenerationSettings(max_seconds=0.8, prefix_seconds=0), **inputs(get))
+    assert torch.equal(after.audio, out.audio), "a cancelled run leaves no state behind in the model"
+
+
+def test_progress_finishes_when_the_stop_head_ends_early(core):
+    spec, get = rollout(core, "prefix0p5")  # the stop head fires at step 13 of a larger budget
+    seen = []
+    out = generate_av(core[2], settings=GenerationSettings(budget="reference", prefix_seconds=0.5),
+                      noise=recorded(get), callback=lambda i, n: seen.append((i, n)), **inputs(get))
+    assert out.stop_reason == "stop" and seen[-2][0] == out.n_steps < seen[-2][1]
+    assert seen[-1] == (out.n_steps, out.n_steps), "the last progress call reports 100 %"
+
+
+def test_two_threads_on_one_model_get_their_own_results(core):
+    """The KV cache belongs to each call, so concurrent runs on one model do not mix their states."""
+    import threading
+    _, get = rollout(core, "prefix0")
+    settings = [GenerationSettings(max_seconds=1.6, prefix_seconds=0, seed=seed, use_stop=False) for seed in (3, 4)]
+    alone = [generate_av(core[2], settings=s, **inputs(get)) for s in settings]
+    together, barrier = [None, None], threading.Barrier(2)
+
+    def run(i):
+        barrier.wait()
+        together[i] = generate_av(core[2], settings=settings[i], callback=lambda *_: time.sleep(0.001),
+                                  **inputs(get))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for a, b in zip(alone, together):
+        assert torch.equal(a.audio, b.audio) and torch.equal(a.motion_norm, b.motion_norm)
+
+
+def test_nan_weights_stop_the_run_naming_the_stage(parity_dir):
+    fresh = load_tiny_core(parity_dir)  # a model of its own: its weights are damaged below
+    _, get = rollout(fresh, "prefix0")
+    model = fresh[2]
+    with torch.no_grad():
+        model.speech_cfm.estimator.out_proj.weight[0, 0] = float("nan")
+    with pytest.raises(T2AVError, match="joint sampling produced NaN or infinite speech latents"):
+        generate_av(model, settings=GenerationSettings(max_seconds=0.8, prefix_seconds=0), **inputs(get))
+
+
+def test_seed_range_and_random_seed_is_reported(core):
+    _, get = rollout(core, "prefix0")
+    short = dict(max_seconds=0.32, prefix_seconds=0)
+    outs = {seed: generate_av(core[2], settings=GenerationSettings(seed=seed, **short), **inputs(get)).audio
+            for seed in (0, 2**32, 2**63, 2**64 - 1)}
+    values = list(outs.values())
+    assert all(not torch.equal(a, b) for i, a in enumerate(values) for b in values[i + 1:]), \
+        "every bit of the seed changes the noise (torch's CPU generator would keep only the low 32)"
+    for bad in (-1, 2**64, 2.5, "7", True):
+        with pytest.raises(T2AVError, match="seed must be a whole number from 0 to"):
+            GenerationSettings(seed=bad)
+    randomly = generate_av(core[2], settings=GenerationSettings(seed=None, **short), **inputs(get))
+    assert isinstance(randomly.seed, int)
+    again = generate_av(core[2], settings=GenerationSettings(seed=randomly.seed, **short), **inputs(get))
+    assert torch.equal(again.audio, randomly.audio), "the reported random seed repeats the run"
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("cfm_steps", 2.5, "whole number of steps"), ("cfm_steps", 10**6, "from 1 to 200"), ("cfm_steps", 0, "from 1"),
+    ("sway", float("nan"), "sway must be a finite number"), ("sway", 5.0, "sway must lie between"),
+    ("temperature", float("inf"), "temperature must be a finite"), ("cfg_scale", float("nan"), "cfg_scale must be"),
+    ("max_seconds", float("inf"), "max_seconds must be a finite"), ("prefix_seconds", float("nan"), "prefix_seconds"),
+])
+def test_settings_refuse_values_that_cannot_work(field, value, message):
+    with pytest.raises(T2AVError, match=message):
+        GenerationSettings(**{field: value})
 
 
 def test_step_budget_rules():

@@ -87,13 +87,10 @@ def test_backbone_with_static_cache(core):
     _, t, model = core
     bb = model.backbone
     x = t["backbone.inputs_embeds"]
-    bb.setup_cache(1, 16)  # larger than needed: stale/unwritten slots must be masked out
-    try:
-        with torch.no_grad():
-            prefill = bb(x[:, :8], 0)
-            steps = [prefill[0, -1]] + [bb(x[:, p:p + 1], p)[0, -1] for p in range(8, 12)]
-    finally:
-        bb.drop_cache()
+    cache = bb.new_cache(1, 16)  # larger than needed: stale/unwritten slots must be masked out
+    with torch.no_grad():
+        prefill = bb(x[:, :8], 0, cache)
+        steps = [prefill[0, -1]] + [bb(x[:, p:p + 1], p, cache)[0, -1] for p in range(8, 12)]
     assert_close(prefill, t["backbone.cached.prefill_hidden"], "cached prefill")
     assert_close(torch.stack(steps), t["backbone.cached.step_hidden"], "cached steps")
 
@@ -101,12 +98,8 @@ def test_backbone_with_static_cache(core):
 def test_backbone_cache_overflow_is_reported(core):
     _, t, model = core
     bb = model.backbone
-    bb.setup_cache(1, 4)
-    try:
-        with pytest.raises(ValueError, match="KV cache holds 4"):
-            bb(t["backbone.inputs_embeds"][:, :5], 0)
-    finally:
-        bb.drop_cache()
+    with pytest.raises(ValueError, match="KV cache holds 4"):
+        bb(t["backbone.inputs_embeds"][:, :5], 0, bb.new_cache(1, 4))
 
 
 def test_backbone_wide_heads(core):

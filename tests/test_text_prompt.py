@@ -167,3 +167,33 @@ def test_split_falls_back_to_words_and_characters():
         split_text_into_chunks("  ", 10, count)
     with pytest.raises(T2AVError, match="at least 1"):
         split_text_into_chunks("abc", 0, count)
+
+
+def test_text_that_is_not_utf8_gets_a_clear_error(tok):
+    # what Python makes of the bytes b"caf\xe9" (Latin-1) in a UTF-8 command line or file
+    text = b"caf\xe9 au lait".decode("utf-8", "surrogateescape")
+    with pytest.raises(T2AVError, match=r"not valid UTF-8 \(byte 0xe9 at character 3\)"):
+        tok.build_prompt(text)
+
+
+@pytest.mark.parametrize("text", ["tab\tand\x00null\x07bell", "\x1b[31mred\x1b[0m", "zero\u200bwidth", "emoji 😀"])
+def test_control_and_unusual_characters_are_plain_text(tok, text):
+    prompt = tok.build_prompt(text)
+    assert prompt.prefix_ids.shape[1] == tok.template_ids + len(prompt.text_ids)
+
+
+def test_tokenizer_without_normalizer_or_pre_tokenizer_works(parity_dir, tmp_path):
+    spec = json.loads((parity_dir / "qwen3_tokenizer" / "tokenizer.json").read_text())
+    spec["normalizer"], spec["pre_tokenizer"] = None, None
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    bare = TalkerTokenizer.from_dir(tmp_path)
+    prompt = bare.build_prompt("Hello there, how are you?")
+    # the same ids as the tokenizers library's own pipeline (which also skips the missing steps)
+    assert prompt.text_ids == bare.tokenizer.encode("Hello there, how are you?", add_special_tokens=False).ids
+    # the template splits differently without a pre-tokenizer: the limit and the budget follow this tokenizer
+    assert prompt.prefix_ids.shape[1] == bare.template_ids + len(prompt.text_ids)
+    assert bare.max_text_tokens == MAX_PROMPT_TOKENS - bare.template_ids - 1
+
+
+def test_template_count_and_limit_of_the_released_tokenizer(tok):
+    assert tok.template_ids == 12 and tok.max_text_tokens == 987

@@ -30,6 +30,7 @@ class DemoTokenizer:
     """Same ``build_prompt(text)`` entry point as the released tokenizer, for the pipeline's ``encode_text``."""
 
     vocab_size = VOCAB_SIZE
+    template_ids = 2  # BEGIN and SPEAK: the prompt ids that are not text
 
     def text_ids(self, text: str) -> list[int]:
         return [_IDS.get(ch, UNKNOWN) for ch in " ".join(text.lower().split())]

@@ -3,9 +3,10 @@
 Grouped-query attention with a per-head RMSNorm on queries and keys, half-split RoPE (theta 1e6), SwiGLU
 MLP, pre-norm residual blocks and a final norm. Parameter names follow the checkpoint (``llm.model.*``).
 
-The KV cache is allocated once for the whole generation (``setup_cache``): every step writes its keys and
+The KV cache is allocated once for the whole generation (``new_cache``): every step writes its keys and
 values at explicit positions and attends over the full, fixed-size cache with a position mask, so step
-shapes never change and nothing grows (ready for CUDA-graph capture).
+shapes never change and nothing grows (ready for CUDA-graph capture). The cache belongs to the caller, not
+to the model, so several generations may share one model (e.g. from two threads) without mixing states.
 """
 
 from __future__ import annotations
@@ -60,19 +61,27 @@ def rotate_half_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + torch.cat([-second, first], dim=-1) * sin
 
 
-class KVCache(nn.Module):
+class KVCache:
     """Fixed-size key/value storage for one layer: (B, n_kv_heads, max_len, head_dim)."""
 
     def __init__(self, batch: int, n_kv_heads: int, max_len: int, head_dim: int, device, dtype):
-        super().__init__()
         shape = (batch, n_kv_heads, max_len, head_dim)
-        self.register_buffer("k", torch.zeros(shape, device=device, dtype=dtype), persistent=False)
-        self.register_buffer("v", torch.zeros(shape, device=device, dtype=dtype), persistent=False)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
 
     def update(self, positions: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         self.k.index_copy_(2, positions, k)
         self.v.index_copy_(2, positions, v)
         return self.k, self.v
+
+
+class DecodeCache:
+    """The whole backbone's cache for one generation: one KVCache per layer, ``max_len`` positions."""
+
+    def __init__(self, cfg: BackboneConfig, batch: int, max_len: int, device, dtype):
+        self.max_len = max_len
+        self.layers = [KVCache(batch, cfg.n_kv_heads, max_len, cfg.head_dim, device, dtype)
+                       for _ in range(cfg.layers)]
 
 
 class Attention(nn.Module):
@@ -85,16 +94,16 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.hidden, bias=False)
         self.q_norm = RMSNorm(cfg.head_dim, cfg.eps)  # per head, before RoPE
         self.k_norm = RMSNorm(cfg.head_dim, cfg.eps)
-        self.cache: KVCache | None = None
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, positions: Tensor, mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, positions: Tensor, mask: Tensor | None,
+                cache: KVCache | None = None) -> Tensor:
         B, L, _ = x.shape
         q = self.q_norm(self.q_proj(x).view(B, L, self.n_heads, self.head_dim)).transpose(1, 2)
         k = self.k_norm(self.k_proj(x).view(B, L, self.n_kv_heads, self.head_dim)).transpose(1, 2)
         v = self.v_proj(x).view(B, L, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = rotate_half_split(q, cos, sin), rotate_half_split(k, cos, sin)
-        if self.cache is not None:
-            k, v = self.cache.update(positions, k, v)
+        if cache is not None:
+            k, v = cache.update(positions, k, v)
         group = self.n_heads // self.n_kv_heads  # query head h reads key/value head h // group
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         if mask is None:
@@ -123,8 +132,9 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden, cfg.eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, positions: Tensor, mask: Tensor | None) -> Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, positions, mask)
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, positions: Tensor, mask: Tensor | None,
+                cache: KVCache | None = None) -> Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, positions, mask, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -138,37 +148,31 @@ class Qwen3Model(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.layers))
         self.norm = RMSNorm(cfg.hidden, cfg.eps)
         self.rotary = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
-        self.max_len = 0  # 0 = no cache: plain causal attention over the given positions
 
-    def setup_cache(self, batch: int, max_len: int) -> None:
-        """Allocate a cache for ``max_len`` positions (prompt + every generated patch)."""
+    def new_cache(self, batch: int, max_len: int) -> DecodeCache:
+        """A cache for ``max_len`` positions (prompt + every generated patch), on the weights' device and dtype."""
         ref = self.embed_tokens.weight
-        for layer in self.layers:
-            layer.self_attn.cache = KVCache(batch, self.cfg.n_kv_heads, max_len, self.cfg.head_dim,
-                                            ref.device, ref.dtype)
-        self.max_len = max_len
+        return DecodeCache(self.cfg, batch, max_len, ref.device, ref.dtype)
 
-    def drop_cache(self) -> None:
-        for layer in self.layers:
-            layer.self_attn.cache = None
-        self.max_len = 0
-
-    def forward(self, inputs_embeds: Tensor, start_pos: int | Tensor = 0) -> Tensor:
+    def forward(self, inputs_embeds: Tensor, start_pos: int | Tensor = 0, cache: DecodeCache | None = None) -> Tensor:
         """inputs_embeds (B, L, D) at positions start_pos .. start_pos+L-1 -> post-final-norm states (B, L, D).
 
-        ``start_pos`` may be a 0-d tensor so a captured graph can replay with a new position.
+        Without ``cache``: plain causal attention over the given positions. With it, the keys and values are
+        written into the cache and attention reads every earlier position from it. ``start_pos`` may be a
+        0-d tensor so a captured graph can replay with a new position.
         """
         B, L, _ = inputs_embeds.shape
         device = inputs_embeds.device
         positions = torch.arange(L, device=device) + start_pos
         cos, sin = self.rotary(positions, inputs_embeds.dtype)
-        mask = None
-        if self.max_len:
-            if isinstance(start_pos, int) and start_pos + L > self.max_len:
-                raise ValueError(f"KV cache holds {self.max_len} positions, asked for {start_pos + L}")
+        mask, layer_caches = None, [None] * len(self.layers)
+        if cache is not None:
+            if isinstance(start_pos, int) and start_pos + L > cache.max_len:
+                raise ValueError(f"KV cache holds {cache.max_len} positions, asked for {start_pos + L}")
             # query at position p sees cached keys 0..p; later slots (unwritten or stale) are masked out
-            mask = positions[:, None] >= torch.arange(self.max_len, device=device)[None, :]
+            mask = positions[:, None] >= torch.arange(cache.max_len, device=device)[None, :]
+            layer_caches = cache.layers
         x = inputs_embeds
-        for layer in self.layers:
-            x = layer(x, cos, sin, positions, mask)
+        for layer, layer_cache in zip(self.layers, layer_caches):
+            x = layer(x, cos, sin, positions, mask, layer_cache)
         return self.norm(x)

@@ -36,11 +36,21 @@ DELAY_PATCHES = 5  # the official module constant that enters the placeholder co
 
 # Control tokens of the Qwen3 template; they must already be in the tokenizer.
 _TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>")
-# Fixed ids around the text: <|im_start|> "user" "\n" | TEXT | <|im_end|> "\n" <|im_start|> "assistant" "\n"
-# <think> "\n\n" </think> "\n\n"
-_IDS_BEFORE_TEXT = 3
-_IDS_AFTER_TEXT = 9
-TEMPLATE_IDS = _IDS_BEFORE_TEXT + _IDS_AFTER_TEXT  # ids of a prefix that are not the text
+# Ids of a prefix that are not the text, with the released Qwen3 tokenizer: <|im_start|> "user" "\n" | TEXT |
+# <|im_end|> "\n" <|im_start|> "assistant" "\n" <think> "\n\n" </think> "\n\n". Other tokenizers may split
+# the template differently: TalkerTokenizer counts its own (``template_ids``).
+TEMPLATE_IDS = 12
+
+
+def _check_utf8(text: str) -> None:
+    """T2AVError for text holding lone surrogates: what Python makes of bytes that are not UTF-8 (a text file
+    or terminal in another encoding); the tokenizer cannot encode them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = text[error.start].encode("utf-8", "surrogateescape")
+        raise T2AVError(f"the text is not valid UTF-8 (byte 0x{bad.hex()} at character {error.start}): save the "
+                        "text as UTF-8, or set the terminal to UTF-8, and try again") from None
 
 
 def placeholder_count(speech_len_frames: int, motion_len_frames: int) -> int:
@@ -82,6 +92,9 @@ class TalkerTokenizer:
         self.im_start_id, self.im_end_id = ids["<|im_start|>"], ids["<|im_end|>"]
         self.think_id, self.end_think_id = ids["<think>"], ids["</think>"]
         self.speech_frame_id, self.motion_frame_id = ids[SPEECH_FRAME], ids[MOTION_FRAME]
+        # Ids of a prefix that are not the text, as this tokenizer splits the template (12 for Qwen3's): the
+        # prefix of an empty text is the whole prompt without its closing <|im_end|> "\n".
+        self.template_ids = len(self._assemble_ids("", 0)) - 1 - len(self.encode_text("\n"))
 
     @classmethod
     def from_dir(cls, path: str | Path) -> TalkerTokenizer:
@@ -102,15 +115,18 @@ class TalkerTokenizer:
     @property
     def max_text_tokens(self) -> int:
         """Longest text (in ids) that still leaves room for one placeholder within MAX_PROMPT_TOKENS."""
-        return MAX_PROMPT_TOKENS - _IDS_BEFORE_TEXT - _IDS_AFTER_TEXT - 1
+        return MAX_PROMPT_TOKENS - self.template_ids - 1
 
     def encode_text(self, text: str, *, reference_mode: bool = False) -> list[int]:
         """Ids of ``text`` alone. By default every character is plain text, special-token strings included."""
+        _check_utf8(text)
         if reference_mode:  # the reference lets added tokens ("<SPEECH_FRAME>", "<|im_end|>", ...) match
             return self.tokenizer.encode(text, add_special_tokens=False).ids
-        # Normalise, pre-tokenise and BPE by hand: the same pipeline minus the added-token matching.
-        normalized = self.tokenizer.normalizer.normalize_str(text)
-        pieces = self.tokenizer.pre_tokenizer.pre_tokenize_str(normalized)
+        # Normalise, pre-tokenise and BPE by hand: the same pipeline minus the added-token matching. A
+        # tokenizer.json may have no normalizer or no pre-tokenizer; the step is then skipped, as the library does.
+        normalizer, pre_tokenizer = self.tokenizer.normalizer, self.tokenizer.pre_tokenizer
+        normalized = normalizer.normalize_str(text) if normalizer is not None else text
+        pieces = pre_tokenizer.pre_tokenize_str(normalized) if pre_tokenizer is not None else [(normalized, None)]
         return [token.id for piece, _ in pieces for token in self.tokenizer.model.tokenize(piece)]
 
     def decode(self, ids: list[int] | torch.Tensor) -> str:
