@@ -82,7 +82,8 @@ class TalkerConfig:
         from the ``q_proj`` / ``k_proj`` rows divided by head_dim. Patch encoders and DiTs: their head
         count is not a parameter shape, but the stored RoPE table ``rope.w`` is (rows, head_dim/2, 2), so
         n_heads = width / head_dim. Not inferable at all (no tensor depends on them): rope_theta (1e6),
-        the norm eps (1e-6), patch_size (4), delay (0) and context_patches (1); the released values are used.
+        the norm eps (1e-6), patch_size (4), delay (0) and context_patches (1); the released values are used
+        here, and ``checkpoint_config.resolve_config`` replaces them with what a checkpoint records.
         """
         try:
             return _infer(sd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,9 +12,12 @@ from torch import Tensor, nn
 from ..checkpoint_io import load_state_dict_file
 from ..errors import CheckpointError
 from .blocks import PatchEncoder
+from .checkpoint_config import resolve_config
 from .config import TalkerConfig
 from .dit import FlowHead
 from .qwen3 import Qwen3Model
+
+_log = logging.getLogger(__name__)
 
 
 class Backbone(nn.Module):
@@ -51,6 +55,7 @@ class TalkerT2AV(nn.Module):
     def __init__(self, cfg: TalkerConfig):
         super().__init__()
         self.cfg = cfg
+        self.config_notes: list[str] = []  # where load_talker found the settings the shapes do not show
         width = cfg.hidden
         if cfg.patch_encoder.width != width or cfg.dit.width != width:
             raise ValueError("patch encoders and DiTs must have the backbone width (the DiT adds mu to its time embedding)")
@@ -144,8 +149,18 @@ def build_from_state_dict(sd: dict[str, Tensor], cfg: TalkerConfig | None = None
     return model.eval().requires_grad_(False)
 
 
-def load_talker(path: str | os.PathLike, device: str | torch.device = "cpu",
-                dtype: torch.dtype = torch.float32) -> TalkerT2AV:
-    """Load ``model.safetensors`` (bf16 or fp32 file; a folder holding it is accepted) into a TalkerT2AV."""
+def load_talker(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                context_patches: int | None = None) -> TalkerT2AV:
+    """Load ``model.safetensors`` (bf16 or fp32 file; a folder holding it is accepted) into a TalkerT2AV.
+
+    Settings the tensor shapes do not show (``context_patches`` above all) come from ``context_patches`` when
+    given, else from what the checkpoint records (its header, or a config.json beside it), else the released
+    values; ``model.config_notes`` says which, one line per setting (also logged)."""
     p = _resolve(path)
-    return build_from_state_dict(load_state_dict_file(p), device=device, dtype=dtype, source=str(p))
+    sd = load_state_dict_file(p)
+    cfg, notes = resolve_config(sd, p, context_patches)
+    model = build_from_state_dict(sd, cfg, device=device, dtype=dtype, source=str(p))
+    model.config_notes = notes
+    for note in notes:
+        _log.info("Talker-T2AV %s: %s", p.name, note)
+    return model
