@@ -189,6 +189,7 @@ def test_rotated_phone_clip_is_turned_upright(tmp_path):
     assert frames.shape == (3, 32, 16, 3)  # shown portrait
     assert frames[0, :4, -4:].mean() > 0.9 and frames[0, -4:, :4].mean() < 0.1  # turned clockwise
     assert torch.allclose(read_image(path), frames[0])
+    assert read_image(path, max_side=16).shape == (16, 8, 3)  # downscaled, then turned
 
 
 # ---------------------------------------------------------------------------------------------- read_audio

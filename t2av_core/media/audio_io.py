@@ -8,6 +8,8 @@ AUDIO) are resampled with ``t2av_core.audio.resample``, the torchaudio-exact res
 
 from __future__ import annotations
 
+import itertools
+import math
 import numbers
 from fractions import Fraction
 from pathlib import Path
@@ -21,30 +23,76 @@ from ..errors import T2AVError
 from ._container import first_stream, open_input
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this everywhere, a recording holds no usable speech
+MAX_CHANNELS = 8  # 7.1 surround: an axis longer than this holds samples, not channels
+MIN_SOURCE_RATE = 4000  # Hz; below this a file cannot hold intelligible speech (telephone audio is 8 kHz)
 
 # Encoder per file extension for write_audio (the container is chosen by PyAV from the extension).
 AUDIO_CODECS = {".wav": "pcm_s16le", ".flac": "flac", ".mp3": "libmp3lame", ".ogg": "libopus",
                 ".opus": "libopus", ".m4a": "aac"}  # fmt: skip
 
 
-def read_audio(path: str | Path, sample_rate: int, mono: bool = True) -> torch.Tensor:
+def read_audio(path: str | Path, sample_rate: int, mono: bool = True, max_seconds: float | None = None) -> torch.Tensor:
     """Decode the first audio track of any file FFmpeg reads (wav, flac, mp3, m4a, mp4, ...).
 
     Returns float32 samples in [-1, 1] at ``sample_rate``: shape (N,) when ``mono`` (channels averaged),
-    else (C, N). Silent or empty audio is returned as is; see ``check_audio_usable``.
+    else (C, N). With ``max_seconds`` decoding stops once that much audio is out (a 30-s voice sample from
+    an hour-long file costs 30 s of memory); None reads it all. Silent or empty audio is returned as is; see
+    ``check_audio_usable``. A track recorded below ``MIN_SOURCE_RATE`` (4 kHz) is refused.
     """
     sample_rate = _check_rate(sample_rate)
+    limit = _sample_limit(max_seconds, sample_rate)
     with open_input(path, "audio") as container:
         stream = first_stream(container, "audio", path)
-        resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
-        chunks = []
-        for frame in container.decode(stream):
-            chunks += [out.to_ndarray() for out in resampler.resample(frame)]
-        chunks += [out.to_ndarray() for out in resampler.resample(None)]  # flush the filter's tail
+        _check_source_rate(stream.codec_context.sample_rate, path)
+        chunks = _decode_resampled(container, stream, sample_rate, limit, path)
     channels = stream.codec_context.channels or 1
-    wave = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
+    wave = np.concatenate(chunks, axis=1)[:, :limit] if chunks else np.zeros((channels, 0), np.float32)
     wave = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
     return wave.mean(dim=0) if mono else wave
+
+
+def _decode_resampled(container: av.container.InputContainer, stream: av.AudioStream, sample_rate: int,
+                      limit: int | None, path: str | Path) -> list[np.ndarray]:
+    """(C, n) chunks at ``sample_rate`` until at least ``limit`` samples are out (None: the whole track)."""
+    resampler = av.AudioResampler(format="fltp", rate=sample_rate)  # keeps the channel layout
+    chunks, total = [], 0
+    for frame in itertools.chain(container.decode(stream), [None]):  # None flushes the filter's tail
+        if frame is not None:
+            _check_source_rate(frame.sample_rate, path)  # the header may not say, or may change mid-file
+        for out in resampler.resample(frame):
+            chunks.append(out.to_ndarray())
+            total += out.samples
+        if limit is not None and total >= limit:
+            break
+    return chunks
+
+
+def _sample_limit(max_seconds: float | None, sample_rate: int) -> int | None:
+    if max_seconds is None:
+        return None
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, numbers.Real) or not max_seconds > 0:
+        raise T2AVError(f"max_seconds must be a positive number of seconds (or None for all), got {max_seconds!r}")
+    return math.ceil(max_seconds * sample_rate)
+
+
+def _check_source_rate(rate: int, path: str | Path) -> None:
+    # A header claiming e.g. 1 Hz makes a 96 KB file "13 hours" long, gigabytes once resampled.
+    if 0 < rate < MIN_SOURCE_RATE:
+        raise T2AVError(f"{path} says its audio is sampled at {rate} Hz; speech needs at least {MIN_SOURCE_RATE} Hz, "
+                        "so the file is damaged or not a recording: export it again (e.g. WAV at 16 kHz or more)")
+
+
+def channels_first(wave: torch.Tensor) -> torch.Tensor:
+    """A 2-D audio array as (channels, samples), whichever way round it came: the short axis (at most
+    ``MAX_CHANNELS``) holds the channels, so soundfile's samples-first (N, 2) is transposed. Shapes where
+    neither or both axes could be channels are refused."""
+    rows, cols = wave.shape
+    if rows <= MAX_CHANNELS < cols:
+        return wave
+    if cols <= MAX_CHANNELS < rows:
+        return wave.T
+    raise T2AVError(f"cannot tell channels from samples in audio of shape {tuple(wave.shape)}: pass it as "
+                    f"(channels, samples) with at most {MAX_CHANNELS} channels, or as a mono (samples,) wave")
 
 
 def check_audio_usable(
