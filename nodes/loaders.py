@@ -21,6 +21,8 @@ from .types import (CATEGORY, DEVICE_TOOLTIP, PRECISION_TOOLTIP, AudioVAE, Speak
                     TalkerModel, VideoModel)
 
 DEVICES = ["default", "cpu"]
+FROM_CHECKPOINT = "from checkpoint"
+CONTEXT_CHOICES = [FROM_CHECKPOINT, "1", "2", "3", "4"]
 DEMO = "bundled demo (no download)"  # the first choice of every file (and tokenizer) combo
 DEMO_TOOLTIP = (f" '{DEMO}': the small demo model shipped with the pack (synthetic voice and a drawn face; for "
                 "trying the nodes, not for quality).")
@@ -101,17 +103,28 @@ class TalkerT2AVModelLoader(io.ComfyNode):
             inputs=[*_common_inputs("Generator weights: the released model.safetensors or a converted .safetensors."),
                     io.Combo.Input("tokenizer", options=_tokenizers(),
                                    tooltip="The Qwen3 tokenizer.json (keep tokenizer_config.json beside it). The "
-                                           "bundled demo model always uses its own tokenizer, whatever is chosen here.")],
+                                           "bundled demo model always uses its own tokenizer, whatever is chosen here."),
+                    io.Combo.Input("context_patches", options=CONTEXT_CHOICES, default=FROM_CHECKPOINT, optional=True,
+                                   tooltip="How many previous 4-frame patches each flow head sees. It is not in the "
+                                           "weights: by default it is read from the checkpoint (a converted file's "
+                                           "header, or config.json beside it), else the released 1. Set it only "
+                                           "for a checkpoint trained with another value; the console says what "
+                                           "was used.")],
             outputs=[TalkerModel.Output(display_name="model")])
 
     @classmethod
-    def execute(cls, file, precision, device, tokenizer) -> io.NodeOutput:
+    def execute(cls, file, precision, device, tokenizer, context_patches=FROM_CHECKPOINT) -> io.NodeOutput:
         if file == DEMO:
+            if context_patches != FROM_CHECKPOINT:
+                raise ValueError("context_patches applies to released or converted weights; the bundled demo model "
+                                 f"uses the value it was trained with: set it to '{FROM_CHECKPOINT}'")
             return io.NodeOutput(_demo_talker(precision, device))
         if tokenizer == DEMO:
             raise ValueError(f"the demo tokenizer only fits the bundled demo model; choose the tokenizer.json "
                              f"that came with {file}")
-        handle = _load(pipeline.load_talker, file, precision, device, side_model=False)
+        context = None if context_patches == FROM_CHECKPOINT else int(context_patches)
+        loader = functools.partial(pipeline.load_talker, context_patches=context)
+        handle = _load(loader, file, precision, device, side_model=False)
         tokens = pipeline.load_tokenizer(host.model_path(tokenizer))
         return io.NodeOutput(ModelHandle(model=handle.model, patcher=handle.patcher, tokenizer=tokens))
 

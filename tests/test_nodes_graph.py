@@ -98,6 +98,17 @@ def test_loaders_wrap_models_in_model_patchers(env):
         H.load_pack().nodes.host.model_path("missing.safetensors")
 
 
+def test_model_loader_context_patches(env):
+    node = env.nodes["TalkerT2AVModelLoader"]
+    common = dict(precision="fp32", device="cpu", tokenizer="tokenizer.json")
+    assert env.models.model.model.cfg.context_patches == 1  # nothing recorded beside the fixture: released 1
+    chosen = H.run_node(node, file="model.safetensors", context_patches="2", **common).args[0]
+    assert chosen.model.cfg.context_patches == 2
+    assert "context_patches = 2 (set by you)" in chosen.model.config_notes
+    with pytest.raises(ValueError, match="bundled demo model uses the value it was trained with"):
+        H.run_node(node, file=DEMO, context_patches="2", **common)
+
+
 def test_text_encode_gives_prompt_ids_and_refuses_empty_text(env, conditions):
     assert conditions["tokens"] == conditions["text"].prompt_ids.numel() > 12
     node = env.nodes["TalkerT2AVTextEncode"]

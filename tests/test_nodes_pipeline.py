@@ -104,20 +104,27 @@ def test_joined_streams_split_back_and_mux_refuses_empty_video(tmp_path):
         pipeline.mux(tmp_path / "x.mp4", torch.zeros(0, 8, 8, 3), None, None)
 
 
-def test_decoded_frames_are_clamped_only_when_the_renderer_overshoots():
-    class Renderer:  # a MotionRenderer that returns a fixed clip
+def test_frames_are_rendered_in_batches_and_clamped_only_when_the_renderer_overshoots():
+    class Renderer:  # a MotionRenderer that returns slices of a fixed clip
         image_size = 2
 
         def __init__(self, frames):
-            self.frames = frames
+            self.frames, self.calls = frames, []
 
         def render(self, face, motion, batch_size=8, progress=None):
-            return self.frames
+            start = sum(self.calls)
+            self.calls.append(motion.shape[0])
+            return self.frames[start:start + motion.shape[0]]
 
-    av = pipeline.join_av(torch.zeros(3, 32), torch.zeros(3, 40))
+    av = pipeline.join_av(torch.zeros(5, 32), torch.zeros(5, 40))
     face = pipeline.FaceCondition(state=None, motion=torch.zeros(40), image_size=2)
-    good = torch.rand(3, 2, 2, 3)
-    out = pipeline.decode_video(Renderer(good), face, av)
-    assert out.data_ptr() == good.data_ptr()  # no second copy of the clip
+    good = torch.rand(5, 2, 2, 3)
+    renderer = Renderer(good)
+    assert torch.equal(pipeline.decode_video(renderer, face, av, batch_size=2), good)
+    assert renderer.calls == [2, 2, 1], "the renderer never holds more than one batch of frames"
     wild = good * 3 - 1
     assert torch.equal(pipeline.decode_video(Renderer(wild), face, av), wild.clamp(0, 1))
+    broken = good.clone()
+    broken[3, 0, 0, 0] = float("nan")
+    with pytest.raises(T2AVError, match="video decoding produced NaN or infinite pixels"):
+        pipeline.decode_video(Renderer(broken), face, av, batch_size=2)

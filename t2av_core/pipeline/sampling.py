@@ -1,0 +1,57 @@
+"""Joint sampling: the autoregressive loop over 4-frame patches, from the conditions to AVLatents."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import T2AVError
+from ..generate import GenerationSettings, generate_av
+from ..interfaces import FRAME_RATE, MOTION_LATENT_DIM, ProgressFn
+from ..sampling import SOLVERS as CORE_SOLVERS
+from ..sampling import SwaySchedule
+from .conditions import PATCH_FRAMES, FaceCondition, SamplerParts, TextCondition, VoiceCondition, check_stream
+from .conditions import require_loaded
+
+SOLVERS = tuple(CORE_SOLVERS)  # the core flow solvers, by name
+
+
+def sway_sigmas(steps: int = 10, sway: float = 1.0) -> torch.Tensor:
+    """The released time grid (steps + 1 values from 1 down to 0) as a tensor, e.g. for ComfyUI SIGMAS."""
+    return SwaySchedule(steps, sway).grid(dtype=torch.float32)
+
+
+def make_settings(parts: SamplerParts, seed: int | None, max_seconds: float, prefix_seconds: float):
+    """Core GenerationSettings for one run. Noise comes from a host generator seeded with ``seed`` (a whole
+    number in 0 .. 2**64 - 1; None picks a random one, reported in the result's ``seed``), so a seed gives the
+    same result on any device. GenerationSettings validates every value."""
+    times = None if parts.sigmas is None else tuple(torch.as_tensor(parts.sigmas).reshape(-1).tolist())
+    return GenerationSettings(solver=parts.solver, cfm_steps=parts.steps, sway=parts.sway, times=times,
+                              temperature=parts.temperature, cfg_scale=parts.cfg, zero_star=parts.zero_star,
+                              prefix_seconds=prefix_seconds, max_seconds=max_seconds, seed=seed)
+
+
+def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondition, parts: SamplerParts,
+              seed: int | None, max_seconds: float = 30.0, prefix_seconds: float = 0.0,
+              motion: torch.Tensor | None = None, given_audio: torch.Tensor | None = None,
+              given_motion: torch.Tensor | None = None, progress: ProgressFn | None = None):
+    """Run the autoregressive loop: one backbone step and two flow-head draws per 4-frame patch (0.16 s).
+
+    ``max_seconds`` caps the generated part (the stop head usually ends earlier); ``prefix_seconds`` of the
+    reference (the voice's audio latents + ``motion``, raw codes at 25 fps) are replayed first as a
+    continuation prefix. Without ``motion`` the prefix shows the still face. ``given_audio`` (T, 32) makes
+    the run audio-driven (speech fixed, motion drawn); ``given_motion`` (T, 40 raw) is dubbing (motion
+    fixed, speech drawn); a given stream sets the length. ``progress(done, total)`` is called once per
+    patch; raising in it stops the run. Returns the core ``AVLatents``, prefix included."""
+    require_loaded(model, "talker")
+    settings = make_settings(parts, seed, max_seconds, prefix_seconds)
+    prefix = int(prefix_seconds * FRAME_RATE) // PATCH_FRAMES * PATCH_FRAMES
+    if prefix and voice.audio_latents is None:
+        raise T2AVError("prefix_seconds > 0 needs the reference audio latents: encode the voice with the audio "
+                        "VAE connected, or set prefix_seconds to 0")
+    if motion is not None:
+        face_motion = check_stream(motion, MOTION_LATENT_DIM, "reference motion")
+    else:  # the motion head's condition is the face itself; a prefix then holds the still face
+        face_motion = face.motion[None].expand(max(prefix, 1), -1)
+    return generate_av(model, text.prompt_ids, voice.speaker, face_motion, settings,
+                       given_audio=given_audio, given_motion=given_motion, callback=progress,
+                       ref_audio_latents=voice.audio_latents, template_ids=text.template_ids)
