@@ -44,11 +44,10 @@ def test_command_line(parity_dir, tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and read_metadata(dst)["component"] == "audio_vae"
-    assert main(["--component", "audio_vae", str(tmp_path / "missing.ckpt"), str(tmp_path / "x.safetensors")]) == 1
-    with pytest.raises(SystemExit):
-        main(["--component", "nope", str(src), str(dst)])
-    with pytest.raises(SystemExit):
-        main(["--component", "audio_vae", "--options", "[1]", str(src), str(dst)])
+    # bad input exits with 2 (as the generate command), without a traceback
+    assert main(["--component", "audio_vae", str(tmp_path / "missing.ckpt"), str(tmp_path / "x.safetensors")]) == 2
+    assert main(["--component", "nope", str(src), str(dst)]) == 2
+    assert main(["--component", "audio_vae", "--options", "[1]", str(src), str(dst)]) == 2
 
 
 def test_talker_resave_keeps_bf16(parity_dir, tmp_path):
@@ -98,3 +97,102 @@ def test_bad_requests(parity_dir, tmp_path):
     with pytest.raises(CheckpointError, match="WhisperX-VAE"):
         convert("audio_vae", src, tmp_path / "x.safetensors")  # LIA-X weights are not an audio VAE
     assert not (tmp_path / "x.safetensors").exists()
+
+
+# ---- bad input: exit code 2, a plain message, nothing left behind ------------------------------------------
+
+def _run_main(capsys, *args):
+    code = main(list(map(str, args)))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize("heads", [-3, 3, 2.5, "two", 0, True])
+def test_invalid_whisper_heads_are_refused(parity_dir, tmp_path, capsys, heads):
+    src = parity_dir / "codecs" / "audio_vae" / "audio_vae_tiny.safetensors"  # Whisper width 64
+    code, err = _run_main(capsys, "--component", "audio_vae", "--options", json.dumps({"whisper_heads": heads}),
+                          src, tmp_path / "out.safetensors")
+    assert code == 2 and "whisper_heads" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_option_is_refused(parity_dir, tmp_path, capsys):
+    src = parity_dir / "codecs" / "audio_vae" / "audio_vae_tiny.safetensors"
+    code, err = _run_main(capsys, "--component", "audio_vae", "--options", '{"whisper_head": 2}', src,
+                          tmp_path / "out.safetensors")
+    assert code == 2 and "whisper_head" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_destinations_are_refused(parity_dir, tmp_path, capsys):
+    src = parity_dir / "codecs" / "lia_x" / "lia_x_tiny.safetensors"
+    (tmp_path / "folder.safetensors").mkdir()
+    (tmp_path / "plain_file").write_text("x")
+    cases = [(tmp_path / "out.pt", ".safetensors"),
+             (tmp_path / "folder.safetensors", "folder"),
+             (tmp_path / "plain_file" / "out.safetensors", "plain_file"),  # its "folder" is a file
+             (tmp_path / "absent" / "deeper" / "out.safetensors", "absent")]
+    for dst, word in cases:
+        code, err = _run_main(capsys, "--component", "lia_x", src, dst)
+        assert code == 2 and word in err, (dst, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.safetensors", "plain_file"]
+    assert list((tmp_path / "folder.safetensors").iterdir()) == []
+
+
+def test_the_cli_entry_point_exits_2_on_bad_input(parity_dir, tmp_path):
+    src = parity_dir / "codecs" / "audio_vae" / "audio_vae_tiny.safetensors"
+    done = subprocess.run([sys.executable, "-m", "t2av_core", "convert", "--component", "audio_vae", "--options",
+                           '{"whisper_heads": "two"}', str(src), str(tmp_path / "o.safetensors")],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "whisper_heads" in done.stderr
+
+
+# ---- writing: normal permissions, atomic replacement ---------------------------------------------------------
+
+def test_output_gets_normal_permissions(parity_dir, tmp_path):
+    import os
+    old = os.umask(0o027)
+    try:
+        convert("lia_x", parity_dir / "codecs" / "lia_x" / "lia_x_tiny.safetensors", tmp_path / "l.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "l.safetensors").stat().st_mode & 0o777 == 0o640  # 0o666 & ~umask, not 0o600
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, lambda: OSError(28, "No space left on device")])
+def test_a_failed_write_keeps_the_old_file(parity_dir, tmp_path, monkeypatch, capsys, failure):
+    from t2av_core import checkpoint_io
+
+    def half_write(tensors, path, metadata=None):
+        Path(path).write_bytes(b"half a file")
+        raise failure()
+
+    dst = tmp_path / "l.safetensors"
+    dst.write_bytes(b"the previous file")
+    monkeypatch.setattr(checkpoint_io, "save_file", half_write)
+    src = parity_dir / "codecs" / "lia_x" / "lia_x_tiny.safetensors"
+    if failure is KeyboardInterrupt:
+        with pytest.raises(KeyboardInterrupt):
+            convert("lia_x", src, dst)
+    else:
+        code, err = _run_main(capsys, "--component", "lia_x", src, dst)
+        assert code == 2 and "disk is full" in err
+    assert dst.read_bytes() == b"the previous file"
+    assert [p.name for p in tmp_path.iterdir()] == ["l.safetensors"]
+
+
+def test_a_complete_write_replaces_the_old_file(parity_dir, tmp_path):
+    dst = tmp_path / "l.safetensors"
+    dst.write_bytes(b"the previous file")
+    lia = parity_dir / "codecs" / "lia_x" / "lia_x_tiny.safetensors"
+    convert("lia_x", lia, dst)
+    assert_same_state_dict(load_state_dict_file(dst), load_state_dict_file(lia))
+    assert [p.name for p in tmp_path.iterdir()] == ["l.safetensors"]
+
+
+def test_convert_reads_the_training_config_and_says_when_it_guessed(parity_dir, tmp_path, caplog):
+    src = parity_dir / "codecs" / "audio_vae" / "audio_vae_tiny.ckpt"  # its cfg has no Whisper head count
+    with caplog.at_level("WARNING"):
+        config = convert("audio_vae", src, tmp_path / "a.safetensors")
+    assert config["whisper_heads"] == 1 and "guess" in caplog.text
