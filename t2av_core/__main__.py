@@ -6,19 +6,22 @@
 
 With the released weights (``--models DIR``, or ``models/talker_t2av`` under the current folder as ComfyUI
 keeps them) the released models run; otherwise the small bundled demo model does, and the command says so.
-Exit codes: 0 done, 2 bad input (message says what to fix), 1 internal error.
+Exit codes: 0 done, 2 bad input (message says what to fix), 1 internal error, 130 cancelled (Ctrl-C).
+The mp4 appears only once it is complete; a failed or cancelled run leaves no file and an existing one as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
-COMFY_MODELS = Path("models") / "talker_t2av"
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+COMPONENTS_FOLDER = Path("models") / "talker_t2av"  # where ComfyUI keeps them, relative to its folder
+VOICE_SECONDS = 31  # the recipe uses 30 s of a voice recording; one more covers the resampling filter
 
 # File names in a released-weights folder, first match wins (released names, then converted ones).
 RELEASED_FILES = {
@@ -72,21 +75,26 @@ def released_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def load_models(models_dir: Path | None) -> LoadedModels:
+def load_models(models_dir: Path | None, context_patches: int | None = None) -> LoadedModels:
     from .errors import T2AVError
     if models_dir is not None and not models_dir.is_dir():
         raise T2AVError(f"--models {models_dir} is not a folder")
-    folder = models_dir or (COMFY_MODELS if (COMFY_MODELS / "model.safetensors").is_file() else None)
+    folder = models_dir or (COMPONENTS_FOLDER if (COMPONENTS_FOLDER / "model.safetensors").is_file() else None)
     if folder is not None:
         from . import pipeline
         files = released_files(folder)
         _log(f"loading the released Talker-T2AV weights from {folder} ...")
-        m = pipeline.load_models(**{k: str(v) for k, v in files.items()})
+        m = pipeline.load_models(**{k: str(v) for k, v in files.items()}, context_patches=context_patches)
+        for note in m.talker.config_notes:
+            _log(f"  {note}")
         return LoadedModels(m.talker, m.tokenizer, m.audio_codec, m.renderer, m.speaker_encoder,
                             f"released weights in {folder}")
     import torch
 
     from .demo.bundle import load_demo
+    if context_patches is not None:
+        raise T2AVError("--context-patches applies to the released weights (--models); the bundled demo model "
+                        "uses the value it was trained with")
     # The demo's matrices are tiny (width 128): one thread avoids hand-off costs that can slow it 10x+
     # on a busy machine.
     torch.set_num_threads(1)
@@ -97,31 +105,41 @@ def load_models(models_dir: Path | None) -> LoadedModels:
                         "bundled demo model")
 
 
+def check_arguments(args: argparse.Namespace) -> Path:
+    """Everything about the command line that can be wrong, found before any model is loaded. Returns --out."""
+    from .atomic import check_destination
+    from .errors import T2AVError
+    from .sampling.noise import check_seed
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise T2AVError(f"the output must be an .mp4 file, got {out.name}")
+    check_destination(out, "output")  # a folder, a missing folder, no permission: before minutes of work
+    if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        raise T2AVError(f"--max-seconds must be a positive number of seconds, got {args.max_seconds}")
+    check_seed(args.seed)
+    for option, path in (("--voice", args.voice), ("--face", args.face)):
+        if path is not None and Path(path).is_dir():
+            raise T2AVError(f"{option} {path} is a folder; give the file itself")
+        if path is not None and not Path(path).is_file():
+            raise T2AVError(f"{option} file not found: {path}")
+    return out
+
+
 def generate(args: argparse.Namespace) -> int:
     from . import pipeline
-    from .errors import T2AVError
     from .media.audio_io import read_audio
     from .media.image_io import read_image
 
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise T2AVError(f"the output folder {out.parent} does not exist")
-    if out.suffix.lower() != ".mp4":
-        raise T2AVError(f"the output must be an .mp4 file, got {out.name}")
-    if not args.max_seconds > 0:
-        raise T2AVError(f"--max-seconds must be positive, got {args.max_seconds}")
-    for option, path in (("--voice", args.voice), ("--face", args.face)):
-        if path is not None and not Path(path).is_file():
-            raise T2AVError(f"{option} file not found: {path}")
+    out = check_arguments(args)
     started = time.time()
-    models = load_models(Path(args.models) if args.models else None)
+    models = load_models(Path(args.models) if args.models else None, args.context_patches)
     text = pipeline.encode_text(models.tokenizer, args.text)
 
     # Without --voice / --face the models' own defaults are used (the demo has them; the released ones ask)
     wave, rate = None, None
-    if args.voice is not None:
+    if args.voice is not None:  # only the first 30 s are used: an hour-long file is not read whole
         rate = models.speaker_encoder.sample_rate
-        wave = read_audio(args.voice, rate)
+        wave = read_audio(args.voice, rate, max_seconds=VOICE_SECONDS)
     voice = pipeline.encode_voice(models.speaker_encoder, None, wave, rate)
     image = read_image(args.face) if args.face is not None else None
     face = pipeline.encode_face(models.renderer, image)
@@ -129,13 +147,14 @@ def generate(args: argparse.Namespace) -> int:
     _log(f"generating speech and motion with the {models.name} (seed {args.seed}) ...")
     av = pipeline.sample_av(models.talker, text, voice, face, pipeline.SamplerParts(), seed=args.seed,
                             max_seconds=args.max_seconds, progress=Progress("patches"))
-    _log(f"  {av.audio.shape[0] / 25:.2f} s of audio and video ({av.stop_reason})")
+    _log(f"  {av.seconds:.2f} s of audio and video ({av.stop_reason})")
     _log("decoding audio ...")
     wave, rate = pipeline.decode_audio(models.audio_codec, av, progress=Progress("audio"))
-    _log("rendering frames ...")
-    frames = pipeline.decode_video(models.renderer, face, av, progress=Progress("frames"))
+    _log("rendering frames and writing the video ...")
+    # Frames are rendered batch by batch as the encoder takes them: memory does not grow with the length.
+    frames = pipeline.render_frames(models.renderer, face, av, progress=Progress("frames"))
     pipeline.mux(out, frames, wave, rate)
-    _log(f"wrote {out} ({frames.shape[0]} frames, {wave.numel() / rate:.2f} s) in {time.time() - started:.1f} s")
+    _log(f"wrote {out} ({av.audio.shape[0]} frames, {wave.numel() / rate:.2f} s) in {time.time() - started:.1f} s")
     return EXIT_OK
 
 
@@ -146,12 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--text", required=True, help="what the face says")
     gen.add_argument("--voice", help="a speech recording whose voice to use (wav, mp3, ...)")
     gen.add_argument("--face", help="a portrait picture (png, jpg, ...); any size")
-    gen.add_argument("--seed", type=int, default=0, help="same seed, same result")
+    gen.add_argument("--seed", type=int, default=0, help="same seed, same result (0 .. 2**64-1; every bit counts)")
     gen.add_argument("--out", default="out.mp4", help="the mp4 to write (default: out.mp4)")
     gen.add_argument("--models", help="folder with the released weights (default: ./models/talker_t2av if "
                                       "present, else the bundled demo model)")
     gen.add_argument("--max-seconds", type=float, default=20.0, help="longest output (the model stops earlier "
                                                                     "at the end of the text)")
+    gen.add_argument("--context-patches", type=int, help="previous patches each flow head sees (default: what the "
+                                                         "checkpoint records, else the released 1)")
     commands.add_parser("convert", help="convert released weights to .safetensors (see convert --help)",
                         add_help=False)
     return parser
@@ -174,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"error: {err}")
         return EXIT_BAD_INPUT
     except (KeyboardInterrupt, GenerationCancelled):
-        _log("cancelled")
-        return EXIT_INTERNAL
+        _log("cancelled; no output was written (an existing file is unchanged)")
+        return EXIT_CANCELLED
     except Exception as err:  # a bug or a broken environment: show where, keep the exit code meaningful
         import traceback
         traceback.print_exc()
