@@ -43,3 +43,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path) -> Path:
+    """A folder this process cannot create files in: read-only by its mode, or, for root (who ignores modes),
+    a folder of a read-only system file system."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    for candidate in (folder, Path("/sys"), Path("/proc")):
+        try:
+            (candidate / ".t2av_probe").touch()
+        except OSError:
+            return candidate
+        (candidate / ".t2av_probe").unlink()
+    pytest.skip("every folder is writable for this user")

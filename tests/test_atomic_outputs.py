@@ -68,36 +68,13 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_file(tmp_path, monk
     assert out.read_bytes() == before and _leftovers(tmp_path) == []
 
 
-def test_destination_checks(tmp_path):
+def test_destination_checks(tmp_path, unwritable_folder):
     with pytest.raises(T2AVError, match="is a folder"):
         atomic.check_destination(tmp_path)
     with pytest.raises(T2AVError, match="does not exist"):
         atomic.check_destination(tmp_path / "missing" / "clip.mp4")
-    unwritable = _unwritable_folder(tmp_path)
     with pytest.raises(T2AVError, match="cannot write"):
-        atomic.check_destination(unwritable / "clip.mp4")
-
-
-def _unwritable_folder(tmp_path: Path) -> Path:
-    """A folder this process cannot create files in: read-only by mode, or (as root, who ignores modes) a
-    read-only system folder."""
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    folder.chmod(0o500)
-    if os.access(folder, os.W_OK):  # root
-        folder = Path("/sys")
-        if os.access(folder, os.W_OK) and _can_create(folder):
-            pytest.skip("no unwritable folder available to this user")
-    return folder
-
-
-def _can_create(folder: Path) -> bool:
-    try:
-        (folder / ".t2av_probe").touch()
-    except OSError:
-        return False
-    (folder / ".t2av_probe").unlink()
-    return True
+        atomic.check_destination(unwritable_folder / "clip.mp4")
 
 
 WRITER = """

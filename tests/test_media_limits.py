@@ -19,38 +19,10 @@ from t2av_core.errors import T2AVError
 from t2av_core.media import audio_io, read_audio, read_image
 from t2av_core.pipeline.encoding import _reference_cut
 
+from media_files import png_chunk, solid_png, tone, wav_file
+
 REPO = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
-
-
-def _png_chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _solid_png(path, width, height, colour):
-    """A one-colour 8-bit RGB or RGBA PNG, compressed row by row so the raw pixels are never held."""
-    row = b"\x00" + bytes(colour) * width  # filter byte "none", then the pixels
-    packer = zlib.compressobj(9)
-    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    colour_type = {3: 2, 4: 6}[len(colour)]
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", idat)
-                     + _png_chunk(b"IEND", b""))
-
-
-def _wav(path, samples, rate):
-    """16-bit PCM WAV of (channels, N) floats in [-1, 1], header written by hand (any rate, even 1 Hz)."""
-    samples = np.atleast_2d(samples)
-    channels = samples.shape[0]
-    data = (np.clip(samples.T, -1, 1) * 32767).astype("<i2").tobytes()
-    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * 2 * channels, 2 * channels, 16)
-    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
-                     + b"data" + struct.pack("<I", len(data)) + data)
-
-
-def _tone(rate, seconds, freq=220.0, amplitude=0.5):
-    t = np.arange(int(rate * seconds)) / rate
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def _read_image_in_child(path, memory_cap_gb=6):
@@ -85,7 +57,7 @@ print(json.dumps(result))
 # ---------------------------------------------------------------------------------------------- pictures
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
     path = tmp_path / "bomb.png"
-    _solid_png(path, 16000, 16000, (200, 120, 80))  # 256 megapixels in < 1 MB
+    solid_png(path, 16000, 16000, (200, 120, 80))  # 256 megapixels in < 1 MB
     assert path.stat().st_size < MB
     result, peak_mb = _read_image_in_child(path)
     assert "megapixel limit" in result.get("error", "") and "resize" in result["error"], result
@@ -94,7 +66,7 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
 
 def test_big_picture_is_downscaled_in_bounded_memory(tmp_path):
     path = tmp_path / "big.png"
-    _solid_png(path, 10000, 10000, (200, 120, 80))  # 100 megapixels: allowed, but more than the model needs
+    solid_png(path, 10000, 10000, (200, 120, 80))  # 100 megapixels: allowed, but more than the model needs
     result, peak_mb = _read_image_in_child(path)
     assert result.get("shape") == [4096, 4096, 3], result
     assert np.allclose(result["colour"], np.array([200, 120, 80]) / 255, atol=1e-3)
@@ -107,8 +79,8 @@ def test_downscaling_keeps_aspect_layout_and_transparency(tmp_path):
     picture[:, :200] = (255, 0, 0, 255)  # left half opaque red
     picture[:, 200:] = (0, 0, 0, 0)      # right half fully transparent black: white once composited
     rows = b"".join(b"\x00" + row.tobytes() for row in picture)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 400, 200, 8, 6, 0, 0, 0))
-                     + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b""))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 400, 200, 8, 6, 0, 0, 0))
+                     + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
     image = read_image(path, max_side=100)
     assert image.shape == (50, 100, 3)
     assert torch.allclose(image[:, :50], torch.tensor([1.0, 0.0, 0.0]).expand(50, 50, 3), atol=1e-3)
@@ -121,7 +93,7 @@ def test_downscaling_keeps_aspect_layout_and_transparency(tmp_path):
 # ----------------------------------------------------------------------------------------------- audio
 def test_absurd_source_rate_is_refused(tmp_path):
     path = tmp_path / "one_hz.wav"
-    _wav(path, np.random.default_rng(0).uniform(-0.5, 0.5, 2000), 1)  # 33 minutes "at 1 Hz" in 4 KB
+    wav_file(path, np.random.default_rng(0).uniform(-0.5, 0.5, 2000), 1)  # 33 minutes "at 1 Hz" in 4 KB
     with pytest.raises(T2AVError, match="1 Hz.*4000"):
         read_audio(path, 16000)
 
@@ -159,7 +131,7 @@ def _decoded_frames(monkeypatch, read) -> int:
 
 def test_max_seconds_stops_decoding_early(tmp_path, monkeypatch):
     path = tmp_path / "long.wav"
-    _wav(path, _tone(8000, 120.0), 8000)  # two minutes
+    wav_file(path, tone(8000, 120.0), 8000)  # two minutes
     whole = read_audio(path, 16000)
     first = read_audio(path, 16000, max_seconds=2.5)
     assert first.shape == (40000,)
@@ -172,10 +144,10 @@ def test_max_seconds_stops_decoding_early(tmp_path, monkeypatch):
 
 
 def test_unusual_rates_channels_and_lengths_still_read(tmp_path):
-    cases = {"6ch_96k": (np.stack([_tone(96000, 1.0)] * 6), 96000), "8k": (_tone(8000, 1.0), 8000),
-             "short": (_tone(8000, 0.1), 8000)}
+    cases = {"6ch_96k": (np.stack([tone(96000, 1.0)] * 6), 96000), "8k": (tone(8000, 1.0), 8000),
+             "short": (tone(8000, 0.1), 8000)}
     for name, (samples, rate) in cases.items():
-        _wav(tmp_path / f"{name}.wav", samples, rate)
+        wav_file(tmp_path / f"{name}.wav", samples, rate)
     assert read_audio(tmp_path / "6ch_96k.wav", 16000, mono=False).shape == (6, 16000)
     assert read_audio(tmp_path / "6ch_96k.wav", 16000).abs().max() == pytest.approx(0.5, abs=0.01)
     assert read_audio(tmp_path / "8k.wav", 16000).shape == (16000,)
@@ -219,7 +191,7 @@ def test_voice_is_cut_at_the_source_rate_before_resampling(demo, monkeypatch):
         seen.append(wave.shape[-1] / orig_freq)  # seconds of input handed to the resampler
         return resample(wave, orig_freq, new_freq, **kwargs)
 
-    long_clip = torch.from_numpy(np.stack([_tone(48000, 90.0)] * 2))
+    long_clip = torch.from_numpy(np.stack([tone(48000, 90.0)] * 2))
     expected = pipeline.encode_voice(demo.speaker_encoder, demo.audio_codec, long_clip[:, : 40 * 48000], 48000)
     monkeypatch.setattr(resample_module, "resample", spy)
     voice = pipeline.encode_voice(demo.speaker_encoder, demo.audio_codec, long_clip, 48000)
@@ -232,19 +204,19 @@ def test_voice_is_cut_at_the_source_rate_before_resampling(demo, monkeypatch):
 
 def test_voice_of_unusual_shapes_and_lengths(demo):
     encoder, codec = demo.speaker_encoder, demo.audio_codec
-    six = torch.from_numpy(np.stack([_tone(96000, 2.0)] * 6))
+    six = torch.from_numpy(np.stack([tone(96000, 2.0)] * 6))
     assert pipeline.encode_voice(encoder, codec, six, 96000).seconds == 2.0
-    assert pipeline.encode_voice(encoder, codec, torch.from_numpy(_tone(8000, 2.0)), 8000).seconds == 2.0
-    ten_minutes = torch.from_numpy(_tone(16000, 600.0))
+    assert pipeline.encode_voice(encoder, codec, torch.from_numpy(tone(8000, 2.0)), 8000).seconds == 2.0
+    ten_minutes = torch.from_numpy(tone(16000, 600.0))
     assert pipeline.encode_voice(encoder, codec, ten_minutes, 16000).seconds == 30.0
     with pytest.raises(T2AVError, match="too short"):
-        pipeline.encode_voice(encoder, codec, torch.from_numpy(_tone(8000, 0.05)), 8000)
+        pipeline.encode_voice(encoder, codec, torch.from_numpy(tone(8000, 0.05)), 8000)
     with pytest.raises(T2AVError, match="silent"):
         pipeline.encode_voice(encoder, codec, torch.zeros(2, 16000), 16000)
 
 
 def test_samples_first_audio_is_transposed():
-    stereo = torch.from_numpy(np.stack([_tone(16000, 1.0), _tone(16000, 1.0, amplitude=0.3)]))
+    stereo = torch.from_numpy(np.stack([tone(16000, 1.0), tone(16000, 1.0, amplitude=0.3)]))
     expected = pipeline.to_mono(stereo, 16000)
     assert torch.equal(pipeline.to_mono(stereo.T, 16000), expected)  # (N, 2), e.g. from soundfile
     assert torch.equal(pipeline.to_mono(stereo.T[None], 16000), expected)

@@ -128,3 +128,24 @@ def test_frames_are_rendered_in_batches_and_clamped_only_when_the_renderer_overs
     broken[3, 0, 0, 0] = float("nan")
     with pytest.raises(T2AVError, match="video decoding produced NaN or infinite pixels"):
         pipeline.decode_video(Renderer(broken), face, av, batch_size=2)
+
+
+def test_nan_from_the_audio_decoder_stops_the_run_naming_the_stage():
+    class Codec:  # an AudioCodec whose weights are damaged
+        sample_rate = 24000
+
+        def decode(self, latents, progress=None):
+            wave = torch.zeros(latents.shape[0] * 960)
+            wave[5] = float("nan")
+            return wave
+
+    av = pipeline.join_av(torch.zeros(4, 32), torch.zeros(4, 40))
+    with pytest.raises(T2AVError, match="audio decoding produced NaN or infinite samples"):
+        pipeline.decode_audio(Codec(), av)
+
+
+@pytest.mark.parametrize("fps", [float("nan"), float("inf"), 0, -25])
+def test_mux_refuses_a_frame_rate_that_cannot_work(tmp_path, fps):
+    with pytest.raises(T2AVError, match="fps must be a positive finite number"):
+        pipeline.mux(tmp_path / "x.mp4", torch.zeros(2, 8, 8, 3), None, None, fps=fps)
+    assert not list(tmp_path.iterdir())

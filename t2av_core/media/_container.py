@@ -29,7 +29,8 @@ def open_input(path: str | Path, what: str, options: dict[str, str] | None = Non
     try:
         yield container
     except av.error.FFmpegError as error:  # damaged data found while decoding
-        raise T2AVError(f"{path} could not be decoded as {what} ({error})") from error
+        raise T2AVError(f"{path} could not be decoded as {what}: the file is damaged or truncated; export it "
+                        f"again or use another file ({error})") from error
     finally:
         container.close()
 

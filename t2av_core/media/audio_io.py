@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..audio.resample import resample
+from ..atomic import atomic_write
 from ..errors import T2AVError
 from ._container import first_stream, open_input
 
@@ -139,16 +140,18 @@ def audio_to_comfy(wave: torch.Tensor, sample_rate: int) -> dict:
 
 
 def write_audio(path: str | Path, wave: torch.Tensor, sample_rate: int) -> None:
-    """Write a mono wave (N,) in [-1, 1]; the format follows the extension (.wav, .flac, .mp3, .ogg, .opus, .m4a)."""
+    """Write a mono wave (N,) in [-1, 1]; the format follows the extension (.wav, .flac, .mp3, .ogg, .opus, .m4a).
+    The file appears only once complete (``t2av_core.atomic``): an existing one is replaced, never damaged."""
     path = Path(path)
     codec = AUDIO_CODECS.get(path.suffix.lower())
     if codec is None:
         raise T2AVError(f"cannot write audio as {path.suffix!r}; use one of {', '.join(AUDIO_CODECS)}")
     samples = as_mono_array(wave)
-    with av.open(str(path), "w") as container:
-        track = AudioTrack(container, codec, sample_rate)
-        track.write(samples)
-        track.close()
+    with atomic_write(path, "audio file") as partial:  # same suffix: PyAV picks the container from it
+        with av.open(str(partial), "w") as container:
+            track = AudioTrack(container, codec, sample_rate)
+            track.write(samples)
+            track.close()
 
 
 class AudioTrack:

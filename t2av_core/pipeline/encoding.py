@@ -10,13 +10,15 @@ import torch
 from ..errors import T2AVError
 from ..interfaces import AUDIO_LATENT_DIM, FRAME_RATE, MOTION_LATENT_DIM, SPEAKER_DIM, AudioCodec, MotionRenderer
 from ..interfaces import ProgressFn, SpeakerEncoder
-from ..text.prompt import TEMPLATE_IDS
+from ..text.prompt import TEMPLATE_IDS, check_utf8
 from .conditions import (MAX_REFERENCE_FRAMES, FaceCondition, TextCondition, VoiceCondition, check_stream,
                          require_loaded)
 
 
 def encode_text(tokenizer, text: str) -> TextCondition:
-    """Text -> prompt ids in the released chat layout. Empty or over-long text raises T2AVError."""
+    """Text -> prompt ids in the released chat layout. Empty, over-long or non-UTF-8 text raises T2AVError."""
+    if isinstance(text, str):
+        check_utf8(text)  # whatever the tokenizer: bytes that are not UTF-8 are never silently dropped
     prompt = require_loaded(tokenizer, "tokenizer").build_prompt(text)
     return TextCondition(text=prompt.text, prompt_ids=prompt.prefix_ids.reshape(-1),
                          template_ids=getattr(tokenizer, "template_ids", TEMPLATE_IDS))

@@ -42,7 +42,7 @@ _TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "<think>", "</think>")
 TEMPLATE_IDS = 12
 
 
-def _check_utf8(text: str) -> None:
+def check_utf8(text: str) -> None:
     """T2AVError for text holding lone surrogates: what Python makes of bytes that are not UTF-8 (a text file
     or terminal in another encoding); the tokenizer cannot encode them."""
     try:
@@ -119,7 +119,7 @@ class TalkerTokenizer:
 
     def encode_text(self, text: str, *, reference_mode: bool = False) -> list[int]:
         """Ids of ``text`` alone. By default every character is plain text, special-token strings included."""
-        _check_utf8(text)
+        check_utf8(text)
         if reference_mode:  # the reference lets added tokens ("<SPEECH_FRAME>", "<|im_end|>", ...) match
             return self.tokenizer.encode(text, add_special_tokens=False).ids
         # Normalise, pre-tokenise and BPE by hand: the same pipeline minus the added-token matching. A
