@@ -6,6 +6,7 @@ import subprocess
 import sys
 import types
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -94,7 +95,10 @@ def test_unknown_callable_becomes_inert_placeholder(tmp_path):
 
 # ---- Lightning-style checkpoints -------------------------------------------------------------------
 
-def _fake_omegaconf_module():
+@contextmanager
+def _fake_omegaconf():
+    """A DictConfig class importable only inside the block: what torch.save writes with it cannot be imported
+    afterwards, as on a user's machine without the training code."""
     mod = types.ModuleType("fake_omegaconf.dictconfig")
 
     class DictConfig:
@@ -105,22 +109,21 @@ def _fake_omegaconf_module():
     DictConfig.__module__ = mod.__name__
     DictConfig.__qualname__ = "DictConfig"
     mod.DictConfig = DictConfig
-    return mod
-
-
-def test_lightning_ckpt_with_unimportable_classes_loads(tmp_path):
-    mod = _fake_omegaconf_module()
     package = types.ModuleType("fake_omegaconf")
     package.dictconfig = mod
     sys.modules.update({"fake_omegaconf": package, mod.__name__: mod})
     try:
-        cfg = mod.DictConfig({"model": {"ratios": [2, 4, 10, 12]}, "sr": 24000})
-        ckpt = {"epoch": 3, "global_step": 1200, "pytorch-lightning_version": "2.1.0", "state_dict": _sd(),
-                "hyper_parameters": {"cfg": cfg}, "optimizer_states": [], "lr_schedulers": []}
-        path = tmp_path / "model.ckpt"
-        torch.save(ckpt, path)
+        yield mod
     finally:
-        del sys.modules[mod.__name__], sys.modules["fake_omegaconf"]  # the class can no longer be imported, as on a user's machine
+        del sys.modules[mod.__name__], sys.modules["fake_omegaconf"]
+
+
+def test_lightning_ckpt_with_unimportable_classes_loads(tmp_path):
+    path = tmp_path / "model.ckpt"
+    with _fake_omegaconf() as mod:
+        cfg = mod.DictConfig({"model": {"ratios": [2, 4, 10, 12]}, "sr": 24000})
+        torch.save({"epoch": 3, "global_step": 1200, "pytorch-lightning_version": "2.1.0", "state_dict": _sd(),
+                    "hyper_parameters": {"cfg": cfg}, "optimizer_states": [], "lr_schedulers": []}, path)
     with pytest.raises(pickle.UnpicklingError):  # the standard safe mode refuses this file ...
         torch.load(path, weights_only=True)
     assert_same_state_dict(load_state_dict_file(path), _sd())  # ... the restricted unpickler still reads the tensors
@@ -157,15 +160,9 @@ def test_omegaconf_hyper_parameters_read_back_as_plain_data(parity_dir):
 
 
 def test_plain_data_never_follows_other_placeholders(tmp_path):
-    mod = _fake_omegaconf_module()
-    package = types.ModuleType("fake_omegaconf")
-    package.dictconfig = mod
-    sys.modules.update({"fake_omegaconf": package, mod.__name__: mod})
-    try:
+    with _fake_omegaconf() as mod:
         torch.save({"state_dict": _sd(), "hyper_parameters": {"cfg": mod.DictConfig({"a": 1}), "n": [1, 2.5]}},
                    tmp_path / "x.ckpt")
-    finally:
-        del sys.modules[mod.__name__], sys.modules["fake_omegaconf"]
     hyper = load_weights_and_hyper_parameters(tmp_path / "x.ckpt")[1]
     assert hyper == {"cfg": None, "n": [1, 2.5]}  # not an omegaconf class: unreadable, so None
 

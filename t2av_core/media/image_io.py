@@ -68,7 +68,6 @@ def _first_frame(container: av.container.InputContainer, stream: av.VideoStream,
     return frame
 
 
-
 def _check_pixels(width: int, height: int, path: str | Path) -> None:
     if width * height > MAX_PIXELS:
         raise T2AVError(f"{path} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels), more than "
