@@ -14,6 +14,7 @@ import os
 import torch
 
 from t2av_core import pipeline
+from t2av_core.layout import released_names_with_stand_ins, stand_in_for
 
 from . import host
 from .host import io
@@ -29,7 +30,18 @@ DEMO_TOOLTIP = (f" '{DEMO}': the small demo model shipped with the pack (synthet
 
 
 def _weights() -> list[str]:
-    return [DEMO, *(name for name in host.model_files() if not name.endswith(".json"))]
+    """The demo, every weights file in the folder, and the released names of parts that are there under another
+    accepted name (a flat whisperx_vae.ckpt serves a template asking for whisperx-vae/model.ckpt)."""
+    files = [name for name in host.model_files() if not name.endswith(".json")]
+    return [DEMO, *files, *released_names_with_stand_ins(files)]
+
+
+def _model_path(name: str) -> str:
+    """The full path of a file chosen in a loader, following a released name to the file that stands in for it."""
+    files = host.model_files()
+    if name not in files:
+        name = stand_in_for(name, files) or name
+    return host.model_path(name)
 
 
 def _tokenizers() -> list[str]:
@@ -79,7 +91,7 @@ def _load(loader, file: str, precision: str, device: str, side_model: bool):
     """Build the module on the CPU at the chosen precision, then let ComfyUI move it when it is used."""
     target = host.compute_device(device)
     dtype = pipeline.model_dtype(precision, target, side_model)
-    model = loader(host.model_path(file), device="cpu", dtype=dtype)
+    model = loader(_model_path(file), device="cpu", dtype=dtype)
     module = pipeline.torch_module(model)
     if module is None:
         raise TypeError(f"{type(model).__name__} keeps no torch module that ComfyUI could manage")
@@ -124,8 +136,9 @@ class TalkerT2AVModelLoader(io.ComfyNode):
                              f"that came with {file}")
         context = None if context_patches == FROM_CHECKPOINT else int(context_patches)
         loader = functools.partial(pipeline.load_talker, context_patches=context)
+        tokens = pipeline.load_tokenizer(_model_path(tokenizer))
         handle = _load(loader, file, precision, device, side_model=False)
-        tokens = pipeline.load_tokenizer(host.model_path(tokenizer))
+        pipeline.check_tokenizer(tokens, handle.model)  # its ids must exist in this generator's vocabulary
         return io.NodeOutput(ModelHandle(model=handle.model, patcher=handle.patcher, tokenizer=tokens))
 
 

@@ -23,16 +23,6 @@ EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 COMPONENTS_FOLDER = Path("models") / "talker_t2av"  # where ComfyUI keeps them, relative to its folder
 VOICE_SECONDS = 31  # the recipe uses 30 s of a voice recording; one more covers the resampling filter
 
-# File names in a released-weights folder, first match wins (released names, then converted ones).
-RELEASED_FILES = {
-    "talker": ("model.safetensors",),
-    "tokenizer": ("tokenizer.json",),
-    "audio_codec": ("whisperx-vae/model.ckpt", "whisperx_vae.ckpt", "model.ckpt", "audio_vae.safetensors"),
-    "renderer": ("lia-x.pt", "lia_x.safetensors"),
-    "speaker_encoder": ("wavlm_large_finetune.pth", "speaker.safetensors"),
-}
-
-
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -63,13 +53,9 @@ class LoadedModels:
 def released_files(folder: Path) -> dict[str, Path]:
     """The released components in ``folder``; T2AVError naming what is missing when only some are there."""
     from .errors import T2AVError
-    found, missing = {}, []
-    for part, names in RELEASED_FILES.items():
-        path = next((folder / n for n in names if (folder / n).is_file()), None)
-        if path is None:
-            missing.append(f"{part} ({' or '.join(names)})")
-        else:
-            found[part] = path
+    from .layout import RELEASED_FILES, find_file
+    found = {part: find_file(folder, part) for part in RELEASED_FILES}
+    missing = [f"{part} ({' or '.join(RELEASED_FILES[part])})" for part, path in found.items() if path is None]
     if missing:
         raise T2AVError(f"{folder} does not hold all released Talker-T2AV files; missing: {', '.join(missing)}")
     return found

@@ -262,7 +262,7 @@ def test_ctrl_c_while_writing_keeps_the_previous_file(cli, tmp_path, monkeypatch
 def released(tmp_path, parity_dir):
     """A folder with the four released files (tiny fixture models) + tokenizer, and a voice and a face."""
     folder = make_models_dir(tmp_path / "models", parity_dir) / "talker_t2av"
-    for link in folder.iterdir():  # real copies: the tests below damage them
+    for link in folder.rglob("*"):  # real copies: the tests below damage them
         if link.is_symlink():
             data = link.read_bytes()
             link.unlink()
@@ -318,7 +318,7 @@ def _malicious(path: Path) -> None:
     (lambda f: _swap(f / "lia-x.pt", f / "wavlm_large_finetune.pth"), "not a LIA-X checkpoint"),
     (lambda f: _wrong_shape(f / "model.safetensors"), "does not match the Talker-T2AV generator"),
     (lambda f: _nan_weights(f / "model.safetensors"), "joint sampling produced NaN or infinite speech latents"),
-    (lambda f: _malicious(f / "whisperx_vae.ckpt"), "unsafe checkpoint"),
+    (lambda f: _malicious(f / "whisperx-vae" / "model.ckpt"), "unsafe checkpoint"),
     (lambda f: (f / "config.json").write_text(json.dumps({"context_patches": 2, "hidden_size": 4096})),
      "config.json says hidden_size = 4096"),
 ])

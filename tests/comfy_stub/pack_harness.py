@@ -36,7 +36,7 @@ PACK_NAME = "talker_t2av_pack"
 FACE, VOICE, VIDEO = "talker_face.png", "talker_voice.wav", "talker_reference.mp4"
 MODEL_FILES = {  # released file name -> parity fixture
     "model.safetensors": "core/core_tiny.safetensors",
-    "whisperx_vae.ckpt": "codecs/audio_vae/audio_vae_tiny.ckpt",
+    "whisperx-vae/model.ckpt": "codecs/audio_vae/audio_vae_tiny.ckpt",  # the released sub-folder, as the README
     "lia-x.pt": "codecs/lia_x/lia_x_tiny.safetensors",  # re-saved as a flat torch pickle, as lia-x.pt is
     "wavlm_large_finetune.pth": "codecs/speaker/speaker_tiny.pth",
 }
@@ -83,6 +83,7 @@ def make_models_dir(root: Path, parity: Path) -> Path:
         target = folder / name
         if target.exists():
             continue
+        target.parent.mkdir(exist_ok=True)
         if name.endswith(".pt"):
             from safetensors.torch import load_file
             torch.save(load_file(str(parity / fixture)), target)
@@ -147,7 +148,7 @@ def environment(parity: Path) -> SimpleNamespace:
     handles = SimpleNamespace(
         model=load(nodes, "TalkerT2AVModelLoader", file="model.safetensors", tokenizer="tokenizer.json",
                    **common).args[0],
-        vae=load(nodes, "TalkerT2AVAudioVAELoader", file="whisperx_vae.ckpt", **common).args[0],
+        vae=load(nodes, "TalkerT2AVAudioVAELoader", file="whisperx-vae/model.ckpt", **common).args[0],
         video=load(nodes, "TalkerT2AVVideoModelLoader", file="lia-x.pt", **common).args[0],
         speaker=load(nodes, "TalkerT2AVSpeakerEncoderLoader", file="wavlm_large_finetune.pth", **common).args[0])
     return SimpleNamespace(base=base, nodes=nodes, models=handles)
