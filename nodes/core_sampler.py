@@ -17,6 +17,9 @@ _NEEDS_GUIDER = ("cfg_pp",)
 
 
 class CoreSamplerSolver:
+    # ancestral / SDE samplers inject noise: generate_av hands solve() the run's seeded draw function
+    stochastic = True
+
     def __init__(self, sampler):
         function = getattr(sampler, "sampler_function", None)
         if function is None or not callable(getattr(sampler, "sample", None)):
@@ -29,11 +32,11 @@ class CoreSamplerSolver:
         self.sampler = sampler
         self.name = name
 
-    def solve(self, velocity, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    def solve(self, velocity, x: torch.Tensor, grid: torch.Tensor, draw) -> torch.Tensor:
         def denoise(x_t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             t = sigma.reshape(-1)[0].to(grid.dtype)
             # the 1-based step whose interval holds t, so guidance can still zero the first step (CFG-Zero*)
             step = int((grid >= t - 1e-6).sum())
             return x_t - t * velocity(x_t, t, step)
 
-        return host.run_core_sampler(self.sampler, denoise, x, grid)
+        return host.run_core_sampler(self.sampler, denoise, x, grid, draw)

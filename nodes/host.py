@@ -6,6 +6,8 @@ can run the nodes against a small stand-in of these few functions (tests/comfy_s
 
 from __future__ import annotations
 
+import copy
+import inspect
 import os
 from fractions import Fraction
 
@@ -16,7 +18,7 @@ import comfy.model_patcher
 import comfy.model_sampling
 import comfy.utils
 import folder_paths
-from comfy_api.latest import ComfyExtension, InputImpl, Types, io  # noqa: F401  (io, ComfyExtension re-exported)
+from comfy_api.latest import ComfyExtension, InputImpl, Types, io, ui  # noqa: F401  (io, ComfyExtension re-exported)
 
 MODEL_FOLDER = "talker_t2av"
 # Weights, plus the tokenizer's .json files, live in models/talker_t2av/.
@@ -93,6 +95,11 @@ def save_path(filename_prefix: str) -> tuple[str, str, str]:
     return folder, f"{name}_{counter:05}_.mp4", subfolder
 
 
+def saved_video_ui(filename: str, subfolder: str) -> dict:
+    """The UI message core Save Video sends for a file in the output folder (Assets panel, API workers)."""
+    return ui.PreviewVideo([ui.SavedResult(filename, subfolder, io.FolderType.output)]).as_dict()
+
+
 def make_video(images: torch.Tensor, audio: dict | None, fps: float):
     """IMAGE + AUDIO + fps -> ComfyUI's VIDEO (kept in memory; core SaveVideo can write it)."""
     return InputImpl.VideoFromComponents(
@@ -133,11 +140,20 @@ class _FlowModel:
         return self.denoise(x, sigma)
 
 
-def run_core_sampler(sampler, denoise, x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+def run_core_sampler(sampler, denoise, x: torch.Tensor, sigmas: torch.Tensor, draw) -> torch.Tensor:
     """Integrate from ``x`` at time ``sigmas[0]`` to ``sigmas[-1]`` with a core SAMPLER, where
-    ``denoise(x, sigma)`` returns the predicted clean sample."""
+    ``denoise(x, sigma)`` returns the predicted clean sample.
+
+    Ancestral and SDE samplers take their noise from ``draw(shape)``, the run's seeded host generator, through
+    k-diffusion's ``noise_sampler`` option; samplers without that option get a seed drawn from it. Either way a
+    seed gives the same result on every device, and every patch gets new noise."""
     model = _FlowModel(denoise)
     # KSAMPLER starts from sigma0 * noise (+ (1 - sigma0) * 0): pass x / sigma0 so it starts from x itself.
     start = x / sigmas[0]
-    return sampler.sample(model, sigmas, {"model_options": {}, "seed": 0}, None, start,
-                          latent_image=torch.zeros_like(x), denoise_mask=None, disable_pbar=True)
+    seeded = copy.copy(sampler)
+    if "noise_sampler" in inspect.signature(sampler.sampler_function).parameters:
+        seeded.extra_options = {**sampler.extra_options,
+                                "noise_sampler": lambda sigma, sigma_next: draw(tuple(x.shape)).to(x.device, x.dtype)}
+    seed = int(draw((1,))[0].abs().item() * 2**31) % 2**32  # for samplers that seed a generator themselves
+    return seeded.sample(model, sigmas, {"model_options": {}, "seed": seed}, None, start,
+                         latent_image=torch.zeros_like(x), denoise_mask=None, disable_pbar=True)

@@ -112,6 +112,7 @@ class AVLatents:
     stop_reason: str  # "stop" (stop head) | "budget" (step budget or given stream used up)
     fps: int = FRAME_RATE
     seed: int | None = None  # the seed the noise came from (None: recorded or other given noise)
+    family: str | None = None  # of the generator (set by pipeline.sample_av; None: fits any decoder)
 
     def motion_raw(self) -> Tensor:
         return denormalize_motion(self.motion_norm, self.motion_mean, self.motion_std)
@@ -278,6 +279,11 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
     if B < 1:
         raise T2AVError("need at least one seed")
     sampler = s.sampler()
+
+    def draw(shape: tuple[int, ...]) -> Tensor:
+        """Standard-normal noise (B, ...) on the model's device: each sample's rows from its own generator."""
+        return torch.cat([n.draw((1, *shape[1:]), dev) for n in noise])
+
     ref = _prepare_reference(model, voice, face_motion, ref_audio_latents, s)
     given_audio = _check_matrix(given_audio, cfg.speech_dim, "given_audio (audio latents)")
     given_motion = _check_matrix(given_motion, cfg.motion_dim, "given_motion (raw motion codes)")
@@ -331,13 +337,13 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
         if audio_in is not None:
             speech = audio_in[step].expand(B, -1, -1)
         else:
-            z = torch.cat([n.draw((1, cfg.speech_dim, P), dev) for n in noise])  # fp32, like the ODE state
-            speech = sampler.sample(model.speech_cfm.estimator, h, speech_cond, speaker, z)
+            z = draw((B, cfg.speech_dim, P))  # fp32, like the ODE state
+            speech = sampler.sample(model.speech_cfm.estimator, h, speech_cond, speaker, z, draw=draw)
         if motion_in is not None:
             motion = motion_in[step].expand(B, -1, -1)
         else:
-            z = torch.cat([n.draw((1, cfg.motion_dim, P), dev) for n in noise])
-            motion = sampler.sample(model.motion_cfm.estimator, h, motion_cond, first, z)
+            motion = sampler.sample(model.motion_cfm.estimator, h, motion_cond, first,
+                                    draw((B, cfg.motion_dim, P)), draw=draw)
         if trace is not None:
             for key, val in (("mu", h), ("speech_cond", speech_cond), ("motion_cond", motion_cond),
                              ("speech_patch", speech), ("motion_patch", motion)):

@@ -2,6 +2,10 @@
 
 ``velocity(x, t, step)`` is given the 1-based step index so guidance can zero the first steps.
 Euler replays the reference exactly, including how it accumulates t by subtraction.
+
+A solver that injects noise on the way (an ancestral or SDE sampler) sets ``stochastic = True``; it is then
+called as ``solve(velocity, x, grid, draw=draw)``, where ``draw(shape)`` returns standard-normal noise from the
+run's own seeded generator (one per sample of a batch), so a seed still repeats the run on every device.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Callable
 from torch import Tensor
 
 Velocity = Callable[[Tensor, Tensor, int], Tensor]
+Draw = Callable[[tuple[int, ...]], Tensor]  # standard-normal noise of a shape, from the run's seeded generator
 
 
 class EulerSolver:
