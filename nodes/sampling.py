@@ -90,8 +90,12 @@ class TalkerT2AVSampler(io.ComfyNode):
                     Voice.Input("voice"),
                     Face.Input("face"),
                     Solver.Input("solver"),
-                    io.Sigmas.Input("sigmas", tooltip="Flow time grid from 1 to 0 (Talker-T2AV Sway Schedule or core "
-                                                      "sigma nodes)."),
+                    io.Sigmas.Input("sigmas", tooltip="Time grid from noise to data: Talker-T2AV Sway Schedule, or any "
+                                                      "core scheduler. Grids starting above 1 (Karras, exponential, "
+                                                      "VP) are mapped to flow time t = sigma / (1 + sigma), which "
+                                                      "keeps each step's noise level; a grid that stops above 0 "
+                                                      "(SplitSigmas high half) gets a last step to 0, so every patch "
+                                                      "is finished. Both are noted in the console."),
                     Guidance.Input("guidance"),
                     io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                                  tooltip="Noise is drawn on the CPU, so a seed gives the same result on any device."),

@@ -103,3 +103,32 @@ def test_time_and_ode_state_stay_float32_with_16_bit_weights(parity_dir):
     assert times[torch.bfloat16].dtype == torch.float32 and torch.equal(times[torch.bfloat16], times[torch.float32])
     assert outputs[torch.bfloat16].dtype == torch.bfloat16
     assert (outputs[torch.bfloat16].float() - outputs[torch.float32]).abs().mean() < 0.05
+
+
+def test_sigmas_above_one_are_mapped_to_flow_time_by_noise_level():
+    from t2av_core.sampling import flow_times_from_sigmas
+    # a Karras grid as the core KarrasScheduler makes it with its defaults (sigma 14.61 .. 0.0292, then 0)
+    rho, smax, smin, n = 7.0, 14.614642, 0.0291675, 10
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    karras = (smax ** (1 / rho) + ramp * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
+    sigmas = torch.cat([karras, karras.new_zeros(1)])
+    times, notes = flow_times_from_sigmas(sigmas)
+    expected = (sigmas / (1 + sigmas)).tolist()
+    assert times == pytest.approx(expected, abs=1e-12) and len(notes) == 1 and "sigma / (1 + sigma)" in notes[0]
+    # equal noise-to-signal ratio: t / (1 - t) is the original sigma
+    assert [t / (1 - t) for t in times[:-1]] == pytest.approx(sigmas[:-1].tolist(), rel=1e-9)
+    assert flow_times_from_sigmas([1.0, 0.6, 0.0]) == ((1.0, 0.6, 0.0), [])  # flow times stay as they are
+
+
+def test_a_grid_that_stops_short_of_zero_is_completed():
+    from t2av_core.sampling import flow_times_from_sigmas
+    times, notes = flow_times_from_sigmas([1.0, 0.5])
+    assert times == (1.0, 0.5, 0.0) and "last step to 0" in notes[0]
+
+
+@pytest.mark.parametrize("bad,message", [([0.0, 0.5, 1.0], "strictly descending"), ([1.0, float("nan"), 0.0], "finite"),
+                                         ([1.0], "at least 2"), ([0.5, -0.5], "below 0")])
+def test_grids_that_cannot_be_times_are_refused(bad, message):
+    from t2av_core.sampling import flow_times_from_sigmas
+    with pytest.raises(T2AVError, match=message):
+        flow_times_from_sigmas(bad)

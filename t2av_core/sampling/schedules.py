@@ -75,3 +75,34 @@ class CustomSchedule:
 
     def grid(self, device=None, dtype: torch.dtype = torch.float32) -> Tensor:
         return torch.tensor(self.times, device=device, dtype=dtype)
+
+
+def flow_times_from_sigmas(sigmas: Sequence[float] | Tensor) -> tuple[tuple[float, ...], list[str]]:
+    """ComfyUI SIGMAS of any core scheduler -> flow times from <= 1 down to 0, and notes on what was changed.
+
+    * A grid that starts above 1 (Karras, exponential, VP: noise levels of the x = x0 + sigma * noise kind) is
+      mapped to t = sigma / (1 + sigma). That is the flow time with the same noise-to-signal ratio: a flow
+      sample (1 - t) x0 + t * noise is x0 + sigma * noise divided by 1 + sigma, with sigma = t / (1 - t).
+      Dividing by the first sigma instead would keep the start at 1 but change every step's noise level.
+      Grids within [0, 1] are flow times already (ComfyUI's flow models read sigmas as t) and are kept.
+    * A grid that stops above 0 (SplitSigmas' high half, ManualSigmas "1, 0.5") would leave every patch half
+      denoised: it is completed with a last step to 0.
+    * Grids that cannot be times (fewer than 2 values, not finite, not strictly descending, below 0) are refused.
+    """
+    values = [float(v) for v in (sigmas.reshape(-1).tolist() if isinstance(sigmas, Tensor) else sigmas)]
+    if len(values) < 2:
+        raise T2AVError(f"a sigma schedule needs at least 2 values (start and end), got {values}")
+    if any(not math.isfinite(v) for v in values) or not all(a > b for a, b in zip(values, values[1:])):
+        raise T2AVError(f"sigmas must be finite and strictly descending (noise first), got {values}")
+    if values[-1] < -1e-6:
+        raise T2AVError(f"sigmas must not go below 0, got {values[-1]}")
+    notes = []
+    if values[0] > 1.0 + 1e-6:
+        values = [v / (1.0 + v) for v in values]
+        notes.append(f"sigmas above 1 were mapped to flow times t = sigma / (1 + sigma): {values[0]:.4f} .. "
+                     f"{values[-1]:.4f}")
+    if values[-1] > 1e-6:
+        notes.append(f"the schedule stopped at {values[-1]:.4f} instead of 0; a last step to 0 was added so each "
+                     "patch is fully denoised")
+        values.append(0.0)
+    return tuple(values), notes
