@@ -57,9 +57,11 @@ class TalkerT2AVSaveVideo(io.ComfyNode):
         pipeline.mux(os.path.join(folder, filename), frames.float().cpu(), wave, rate, fps)
         info = {"filename": filename, "subfolder": subfolder, "frames": int(frames.shape[0]), "fps": float(fps),
                 "seconds": round(frames.shape[0] / fps, 3), "has_audio": wave is not None}
-        # Only our own key: the pack's web extension shows it with a synced player (the generic video preview
-        # of the same file would be drawn on top of it).
-        return io.NodeOutput(ui={"talker_t2av": [info]})
+        # Reported as core Save Video does ("images" + "animated"), so the mp4 is listed in the Assets panel and
+        # collected by API workers; our own key feeds the pack's synced player, which replaces the core preview.
+        ui = host.saved_video_ui(filename, subfolder)
+        ui["talker_t2av"] = [info]
+        return io.NodeOutput(ui=ui)
 
 
 NODES = [TalkerT2AVMux, TalkerT2AVSaveVideo]

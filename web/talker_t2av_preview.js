@@ -1,5 +1,7 @@
-// Talker-T2AV Save Video: a synchronized audio+video player (play, scrub) with the clip's duration.
-// The mp4 holds both streams, so one <video> element keeps them in sync; the slider seeks in frame steps.
+// Talker-T2AV Save Video: a synchronized audio+video player (play, frame-exact scrub, volume, mute,
+// fullscreen) with the clip's duration. The mp4 holds both streams, so one <video> element keeps them in sync.
+// The node also reports its file the way core Save Video does ("images" + "animated"), so the mp4 shows in the
+// Assets panel and API workers collect it; the core preview that would bring is not drawn on this node.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
@@ -33,8 +35,17 @@ function buildPlayer() {
   Object.assign(scrub, { type: "range", min: "0", max: "0", step: "1", value: "0" });
   scrub.style.flex = "1 1 auto";
   const label = document.createElement("span");
-  label.style.whiteSpace = "nowrap";
-  bar.append(play, scrub, label);
+  Object.assign(label.style, { whiteSpace: "nowrap", fontVariantNumeric: "tabular-nums" });
+  const mute = document.createElement("button");
+  mute.textContent = "Mute";
+  mute.title = "Mute / unmute";
+  const volume = document.createElement("input");
+  Object.assign(volume, { type: "range", min: "0", max: "1", step: "0.05", value: "1", title: "Volume" });
+  volume.style.width = "56px";
+  const full = document.createElement("button");
+  full.textContent = "⛶";
+  full.title = "Fullscreen";
+  bar.append(play, scrub, label, mute, volume, full);
 
   const info = document.createElement("div");
   Object.assign(info.style, { fontSize: "11px", color: "#aaa" });
@@ -46,11 +57,35 @@ function buildPlayer() {
     label.textContent = `${formatTime(video.currentTime)} / ${formatTime(state.seconds)} · frame ${Math.max(frame, 0) + 1}/${state.frames}`;
     scrub.value = String(Math.max(frame, 0));
   };
+  // "timeupdate" fires only about 4 times a second: while playing, follow every displayed frame instead
+  let ticking = false;
+  const tick = () => {
+    showTime();
+    ticking = !video.paused && !video.ended;
+    if (ticking) requestAnimationFrame(tick);
+  };
   play.addEventListener("click", () => (video.paused ? video.play() : video.pause()));
-  video.addEventListener("play", () => (play.textContent = "Pause"));
+  video.addEventListener("play", () => {
+    play.textContent = "Pause";
+    if (!ticking) requestAnimationFrame(tick);
+  });
   video.addEventListener("pause", () => (play.textContent = "Play"));
   video.addEventListener("ended", () => (play.textContent = "Play"));
   video.addEventListener("timeupdate", showTime);
+  video.addEventListener("seeked", showTime);
+  mute.addEventListener("click", () => (video.muted = !video.muted));
+  volume.addEventListener("input", () => {
+    video.volume = Number(volume.value);
+    video.muted = video.volume === 0;
+  });
+  video.addEventListener("volumechange", () => {
+    mute.textContent = video.muted ? "Unmute" : "Mute";
+    volume.value = String(video.muted ? 0 : video.volume);
+  });
+  full.addEventListener("click", () => {
+    if (document.fullscreenElement) document.exitFullscreen?.();
+    else video.requestFullscreen?.();
+  });
   scrub.addEventListener("input", () => {
     video.pause();
     // seek to the middle of the frame so the decoder shows exactly that frame
@@ -78,6 +113,8 @@ app.registerExtension({
   name: "TalkerT2AV.Preview",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData?.name !== NODE_ID) return;
+    // The core draws a generic video preview for "images" + "animated" outputs; this node has its own player.
+    nodeType.prototype.onDrawBackground = function () {};
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       const result = onExecuted?.apply(this, arguments);
@@ -90,6 +127,7 @@ app.registerExtension({
         this.addDOMWidget("talker_t2av_preview", "preview", this.talkerPlayer.root, {
           serialize: false,
           hideOnZoom: false,
+          canvasOnly: true, // a preview, not a parameter: keep it out of the Parameters panel
           getMinHeight: () => 240,
         });
         this.setSize([Math.max(this.size[0], 360), Math.max(this.size[1], 340)]);

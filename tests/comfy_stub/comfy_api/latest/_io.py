@@ -1,5 +1,14 @@
 """V3 io stand-in: socket types with Input/Output declarations, Schema, ComfyNode, NodeOutput."""
 
+from enum import Enum
+
+
+class FolderType(str, Enum):
+    input = "input"
+    output = "output"
+    temp = "temp"
+
+
 class _Port:
     def __init__(self, id=None, display_name=None, optional=False, tooltip=None, options=None, **extra):
         self.id, self.display_name, self.optional, self.tooltip = id, display_name, optional, tooltip
