@@ -19,6 +19,15 @@ SPEAKER_DIM = 256
 # progress(done, total); raising inside it (e.g. GenerationCancelled) aborts the work.
 ProgressFn = Callable[[int, int], None]
 
+# Which model family a part belongs to. The bundled demo's parts say ``family = DEMO``; anything without the
+# attribute counts as released. Parts of different families do not fit together (a demo voice vector means
+# nothing to the released generator), and the pipeline refuses to mix them.
+RELEASED, DEMO = "released", "demo"
+
+
+def family_of(part: Any) -> str:
+    return getattr(part, "family", RELEASED)
+
 
 @runtime_checkable
 class AudioCodec(Protocol):

@@ -148,3 +148,43 @@ def test_demo_template_runs_text_to_mp4_without_any_model_file(env, one_thread):
         picture = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert picture.shape == (256, 256, 3) and picture.std() > 10  # the drawn face, not a blank frame
     assert json.loads(TEMPLATE.read_text())["11"]["inputs"]["max_seconds"] >= 5  # the shipped template: full length
+
+
+# ---------------------------------------------------------------- parts that do not fit together
+
+
+def test_released_generator_with_demo_parts_is_refused_naming_the_loader(env):
+    from t2av_core.demo.bundle import load_demo
+    demo = load_demo()
+    released = env.models.model.model  # the tiny fixture in the released format
+    text = pipeline.encode_text(env.models.model.tokenizer, "Hi there.")
+    face = pipeline.encode_face(demo.renderer)
+    voice = pipeline.default_voice(demo.speaker_encoder)
+    with pytest.raises(T2AVError, match=r"the voice came from the bundled demo speaker encoder.*Load "
+                                        r"wavlm_large_finetune.pth as the speaker encoder"):
+        pipeline.sample_av(released, text, voice, face, pipeline.SamplerParts(), seed=0, max_seconds=0.32)
+    released_voice = pipeline.VoiceCondition(speaker=torch.zeros(256), audio_latents=None, seconds=0.0)
+    with pytest.raises(T2AVError, match="the face came from the bundled demo video model.*lia-x.pt"):
+        pipeline.sample_av(released, text, released_voice, face, pipeline.SamplerParts(), seed=0, max_seconds=0.32)
+    demo_text = pipeline.encode_text(demo.tokenizer, "Hi there.")
+    with pytest.raises(T2AVError, match="the prompt came from the bundled demo tokenizer"):
+        pipeline.sample_av(released, demo_text, released_voice, face, pipeline.SamplerParts(), seed=0)
+    # the released generator's latents and the demo decoders (the default of a freshly added loader)
+    av = pipeline.join_av(torch.zeros(8, 32), torch.zeros(8, 40))
+    av.family = "released"
+    with pytest.raises(T2AVError, match=r"the audio latents came from the released generator, but the bundled "
+                                        r"demo audio VAE.*Load whisperx-vae/model.ckpt as the audio VAE"):
+        pipeline.decode_audio(demo.audio_codec, av)
+    with pytest.raises(T2AVError, match="the face motion came from the released generator.*lia-x.pt"):
+        next(pipeline.render_frames(demo.renderer, face, av))
+
+
+def test_a_tokenizer_the_generator_cannot_read_is_refused_at_load(env, parity_dir):
+    qwen = pipeline.load_tokenizer(parity_dir / "qwen3_tokenizer")  # 151,671 ids for a 1,024-word fixture model
+    with pytest.raises(T2AVError, match="ids up to 151670, but the generator knows only 1024 tokens"):
+        pipeline.check_tokenizer(qwen, env.models.model.model)
+    text = pipeline.encode_text(qwen, "Hello there.")
+    voice = pipeline.VoiceCondition(speaker=torch.zeros(256), audio_latents=None, seconds=0.0)
+    face = pipeline.FaceCondition(state=None, motion=torch.zeros(40), image_size=8)
+    with pytest.raises(T2AVError, match="encode the text with this model's tokenizer"):
+        pipeline.sample_av(env.models.model.model, text, voice, face, pipeline.SamplerParts(), seed=0)

@@ -87,6 +87,22 @@ def test_model_folder_keeps_yaml_paths_and_lists_released_names(env, tmp_path):
     assert options["precision"] == ["auto", "fp32", "bf16", "fp16"]
 
 
+def test_a_flat_audio_vae_serves_the_released_name(env, parity_dir, tmp_path):
+    """Templates ask for whisperx-vae/model.ckpt (the README layout); a folder holding the file flat as
+    whisperx_vae.ckpt still runs them."""
+    (tmp_path / "whisperx_vae.ckpt").symlink_to(parity_dir / "codecs" / "audio_vae" / "audio_vae_tiny.ckpt")
+    saved = folder_paths.folder_names_and_paths["talker_t2av"]
+    try:
+        folder_paths.folder_names_and_paths["talker_t2av"] = ([str(tmp_path)], saved[1])
+        node = env.nodes["TalkerT2AVAudioVAELoader"]
+        options = {p.id: p.options for p in node.define_schema().inputs}["file"]
+        assert "whisperx_vae.ckpt" in options and "whisperx-vae/model.ckpt" in options
+        handle = H.run_node(node, file="whisperx-vae/model.ckpt", precision="auto", device="cpu").args[0]
+        assert handle.model.sample_rate == 24000
+    finally:
+        folder_paths.folder_names_and_paths["talker_t2av"] = saved
+
+
 def test_loaders_wrap_models_in_model_patchers(env):
     m = env.models
     for handle in (m.model, m.vae, m.video, m.speaker):
@@ -232,6 +248,9 @@ def test_mux_and_save_write_a_synchronised_mp4_with_a_preview(env, conditions):
     out = H.run_node(n["TalkerT2AVSaveVideo"], video=video, filename_prefix="tests/clip")
     info = out.ui["talker_t2av"][0]
     assert info["frames"] == 8 and info["seconds"] == 0.32 and info["has_audio"]
+    # reported as core Save Video does: the Assets panel and API workers pick up "images" + "animated"
+    assert out.ui["images"] == [{"filename": info["filename"], "subfolder": info["subfolder"], "type": "output"}]
+    assert out.ui["animated"] == (True,)
     path = Path(folder_paths.get_output_directory()) / info["subfolder"] / info["filename"]
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -254,13 +273,45 @@ def test_core_sampler_adapter_matches_euler_and_refuses_cfg_pp(env):
         return torch.zeros_like(x) if step == 1 else (x - target) / t
 
     x0 = torch.randn(2, 32, 4) * 0.3
-    ours = solver.solve(velocity, x0.clone(), grid)
+    ours = solver.solve(velocity, x0.clone(), grid, draw=lambda shape: torch.randn(shape))
     assert steps == [1, 2, 3, 4, 5, 6]
     assert torch.allclose(ours, EulerSolver().solve(velocity, x0.clone(), grid), atol=1e-5)
     with pytest.raises(T2AVError, match="cfg_pp"):
         H.run_node(node, sampler=comfy.samplers.sampler_object("euler_cfg_pp"))
     with pytest.raises(T2AVError, match="not a core k-diffusion SAMPLER"):
         H.run_node(node, sampler=object())
+
+
+def test_noise_injecting_core_samplers_follow_the_seed(env, conditions):
+    """An ancestral sampler draws its extra noise from the run's seeded generator: another seed gives another
+    clip, the same seed the same clip, and every patch gets new noise."""
+    ancestral = H.run_node(env.nodes["TalkerT2AVSolverFromSampler"],
+                           sampler=comfy.samplers.sampler_object("euler_ancestral")).args[0]
+    runs = {seed: sample(env, conditions, solver=ancestral, seed=seed)[0] for seed in (1, 2)}
+    again = sample(env, conditions, solver=ancestral, seed=1)[0]
+    assert torch.equal(again.audio, runs[1].audio) and torch.equal(again.motion_norm, runs[1].motion_norm)
+    assert (runs[1].audio - runs[2].audio).abs().max() > 1e-2
+    # the injected noise itself comes from the draw function: same start, two seeded draws
+    grid = torch.tensor([1.0, 0.9, 0.6, 0.3, 0.0])
+    velocity = lambda x, t, step: x * 0.5  # noqa: E731
+    x0 = torch.randn(1, 32, 4)
+
+    def seeded(seed):
+        generator = torch.Generator().manual_seed(seed)
+        return lambda shape: torch.randn(shape, generator=generator)
+
+    a, b, a2 = (ancestral.solve(velocity, x0.clone(), grid, draw=seeded(s)) for s in (1, 2, 1))
+    assert torch.equal(a, a2) and (a - b).abs().max() > 1e-2
+
+
+def test_core_schedules_above_one_and_short_grids_run(env, conditions):
+    karras = torch.tensor([14.6146, 6.0, 2.0, 0.5, 0.0292, 0.0])
+    mapped = sample(env, conditions, sigmas=karras)[0]
+    same = sample(env, conditions, sigmas=karras / (1 + karras))[0]
+    assert torch.equal(mapped.audio, same.audio) and torch.isfinite(mapped.audio).all()
+    short = sample(env, conditions, sigmas=torch.tensor([1.0, 0.5]))[0]
+    completed = sample(env, conditions, sigmas=torch.tensor([1.0, 0.5, 0.0]))[0]
+    assert torch.equal(short.audio, completed.audio), "a grid stopping above 0 is finished with a step to 0"
 
 
 def test_custom_sigmas_are_checked(env, conditions):

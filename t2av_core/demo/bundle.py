@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
+from ..interfaces import DEMO
 from .face import DemoFaceRenderer
 from .mel_codec import MelCodec
 from .text import DemoTokenizer
@@ -52,6 +53,7 @@ def load_demo(folder: Path | str = ASSETS, device: str | torch.device = "cpu") -
     if not weights.is_file():
         raise CheckpointError(f"the demo weights are missing ({weights}); train them with scripts/train_demo.py")
     talker = load_talker(weights, device=device, dtype=torch.float32)
+    talker.family = DEMO  # fits only the demo's codec, face renderer, voice embedder and tokenizer
     speaker = torch.tensor(meta["default_speaker"], dtype=torch.float32)
     return DemoBundle(talker=talker, tokenizer=DemoTokenizer(), audio_codec=codec_from_meta(meta),
                       renderer=DemoFaceRenderer(meta["renderer"]["image_size"]),

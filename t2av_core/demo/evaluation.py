@@ -26,7 +26,7 @@ class DemoResult:
 def generate_clip(bundle: DemoBundle, text: str, seed: int = 0, max_seconds: float = 12.0):
     """text -> (AVLatents, wave, sample_rate) with the default voice and face, exactly as the CLI runs it."""
     condition = pipeline.encode_text(bundle.tokenizer, text)
-    voice = pipeline.VoiceCondition(speaker=bundle.default_speaker, audio_latents=None, seconds=0.0)
+    voice = pipeline.default_voice(bundle.speaker_encoder)  # bundle.default_speaker, marked as the demo's
     face = pipeline.encode_face(bundle.renderer, default_face(bundle.renderer.image_size))
     av = pipeline.sample_av(bundle.talker, condition, voice, face, pipeline.SamplerParts(), seed=seed,
                             max_seconds=max_seconds)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import T2AVError
-from ..interfaces import MOTION_LATENT_DIM, ProgressFn
+from ..interfaces import DEMO, MOTION_LATENT_DIM, ProgressFn
 from ..motion_stats import denormalize_motion, normalize_motion
 
 MOTION_DIMS = ("mouth_open", "mouth_width", "jaw", "blink", "yaw", "pitch", "roll", "brow")
@@ -78,6 +78,8 @@ def default_face(size: int) -> torch.Tensor:
 
 class DemoFaceRenderer:
     """``MotionRenderer`` for the demo model: raw motion (T, 40) -> frames (T, S, S, 3)."""
+
+    family = DEMO  # fits only the demo generator (t2av_core.interfaces.family_of)
 
     def __init__(self, image_size: int = 256):
         if image_size < 32:

@@ -13,7 +13,7 @@ import math
 import torch
 
 from ..errors import T2AVError
-from ..interfaces import AUDIO_LATENT_DIM, FRAME_RATE, ProgressFn
+from ..interfaces import AUDIO_LATENT_DIM, DEMO, FRAME_RATE, ProgressFn
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -39,6 +39,8 @@ def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, f_min: float = 40.
 
 class MelCodec:
     """``AudioCodec`` for the demo: (N,) 16 kHz wave <-> (T, 32) normalised log-mel latents."""
+
+    family = DEMO  # fits only the demo generator (t2av_core.interfaces.family_of)
 
     sample_rate = SAMPLE_RATE
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import T2AVError
+from ..interfaces import DEMO
 
 PAD, BEGIN, SPEAK, UNKNOWN = 0, 1, 2, 3
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789 .,?!'-:;\""
@@ -28,6 +29,8 @@ class DemoPrompt:
 
 class DemoTokenizer:
     """Same ``build_prompt(text)`` entry point as the released tokenizer, for the pipeline's ``encode_text``."""
+
+    family = DEMO  # fits only the demo generator (t2av_core.interfaces.family_of)
 
     vocab_size = VOCAB_SIZE
     template_ids = 2  # BEGIN and SPEAK: the prompt ids that are not text

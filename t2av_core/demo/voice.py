@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import T2AVError
-from ..interfaces import SPEAKER_DIM
+from ..interfaces import DEMO, SPEAKER_DIM
 from .mel_codec import mel_filterbank
 
 SAMPLE_RATE = 16000
@@ -21,6 +21,8 @@ _HOP = 160
 
 class SpectralVoiceEmbedder:
     """``SpeakerEncoder`` for the demo: (N,) 16 kHz wave -> (256,) voice vector."""
+
+    family = DEMO  # fits only the demo generator (t2av_core.interfaces.family_of)
 
     sample_rate = SAMPLE_RATE
 

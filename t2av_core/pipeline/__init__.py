@@ -19,6 +19,7 @@ result (``AVLatents``) keeps it normalised, with ``motion_raw()`` to get raw cod
 """
 
 from ..interfaces import AUDIO_LATENT_DIM, FRAME_RATE, MOTION_LATENT_DIM  # noqa: F401  (re-exported)
+from .compat import check_tokenizer
 from .conditions import (MAX_REFERENCE_FRAMES, PATCH_FRAMES, FaceCondition, SamplerParts, TextCondition,
                          VoiceCondition, check_stream)
 from .decoding import av_streams, decode_audio, decode_video, join_av, mux, render_frames
@@ -31,7 +32,7 @@ from .sampling import SOLVERS, make_settings, sample_av, sway_sigmas
 __all__ = [
     "AUDIO_LATENT_DIM", "FRAME_RATE", "MOTION_LATENT_DIM", "MAX_REFERENCE_FRAMES", "PATCH_FRAMES", "PRECISIONS",
     "SOLVERS", "FaceCondition", "Models", "SamplerParts", "TextCondition", "VoiceCondition", "av_streams",
-    "check_stream", "decode_audio", "decode_video", "default_face_image", "default_voice", "encode_audio",
+    "check_stream", "check_tokenizer", "decode_audio", "decode_video", "default_face_image", "default_voice", "encode_audio",
     "encode_face", "encode_text", "encode_voice", "frames_at_25fps", "join_av", "load_audio_codec", "load_models",
     "load_renderer", "load_speaker_encoder", "load_talker", "load_tokenizer", "make_settings", "model_dtype", "mux",
     "reference_motion", "render_frames", "resolve_dtype", "sample_av", "sway_sigmas", "to_mono", "torch_module",

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from ..errors import T2AVError
+from ..interfaces import RELEASED
 from ..text.prompt import TEMPLATE_IDS
 
 PATCH_FRAMES = 4            # one backbone position carries 4 frames of each stream
@@ -20,6 +21,7 @@ class TextCondition:
     text: str
     prompt_ids: torch.Tensor  # (L,) int64: chat-template ids up to the first speech placeholder
     template_ids: int = TEMPLATE_IDS  # how many of them are template, not text (sets the length budget)
+    family: str = RELEASED  # of the tokenizer that made it (see pipeline.compat)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class VoiceCondition:
     speaker: torch.Tensor               # (256,) float32
     audio_latents: torch.Tensor | None  # (T, 32) at 25 fps, the whole reference (<= 30 s); None: identity only
     seconds: float                      # length of the reference that was used
+    family: str = RELEASED              # of the speaker encoder that made it
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class FaceCondition:
     state: Any                  # renderer-specific (e.g. LIA-X identity code and feature maps)
     motion: torch.Tensor        # (40,) raw motion code of the face picture; conditions the motion head
     image_size: int             # side of the rendered square frames
+    family: str = RELEASED      # of the renderer that prepared it
 
 
 @dataclass(frozen=True)

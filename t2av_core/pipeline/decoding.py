@@ -12,6 +12,8 @@ import torch
 from ..errors import T2AVError
 from ..generate import AVLatents
 from ..interfaces import AUDIO_LATENT_DIM, FRAME_RATE, MOTION_LATENT_DIM, AudioCodec, MotionRenderer, ProgressFn
+from ..interfaces import family_of
+from .compat import check_fit
 from ..motion_stats import motion_stats, normalize_motion
 from .conditions import PATCH_FRAMES, FaceCondition, check_stream, require_loaded
 
@@ -37,6 +39,7 @@ def join_av(audio: torch.Tensor, motion: torch.Tensor):
 def decode_audio(codec: AudioCodec, av, progress: ProgressFn | None = None) -> tuple[torch.Tensor, int]:
     """AVLatents -> (mono wave (T * rate / 25,), rate): exactly as long as the video of the same latents."""
     require_loaded(codec, "audio_codec")
+    check_fit("generator", av.family, "audio VAE", family_of(codec), "the audio latents")
     latents = check_stream(av.audio, AUDIO_LATENT_DIM, "audio latents")
     with torch.inference_mode():
         wave = codec.decode(latents, progress=progress).float().cpu().reshape(-1)
@@ -51,6 +54,8 @@ def render_frames(renderer: MotionRenderer, face: FaceCondition, av, batch_size:
     """AVLatents + face -> consecutive batches of frames (n, S, S, 3) float32 in 0..1 at 25 fps, rendered as
     they are consumed, so a clip of any length can be written (``mux``) without holding all its frames."""
     require_loaded(renderer, "renderer")
+    check_fit("generator", av.family, "video model", family_of(renderer), "the face motion")
+    check_fit("video model", face.family, "video model", family_of(renderer), "the face")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise T2AVError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     motion = check_stream(av.motion_raw(), MOTION_LATENT_DIM, "motion")

@@ -9,8 +9,9 @@ import torch
 
 from ..errors import T2AVError
 from ..interfaces import AUDIO_LATENT_DIM, FRAME_RATE, MOTION_LATENT_DIM, SPEAKER_DIM, AudioCodec, MotionRenderer
-from ..interfaces import ProgressFn, SpeakerEncoder
+from ..interfaces import ProgressFn, SpeakerEncoder, family_of
 from ..text.prompt import TEMPLATE_IDS, check_utf8
+from .compat import check_fit
 from .conditions import (MAX_REFERENCE_FRAMES, FaceCondition, TextCondition, VoiceCondition, check_stream,
                          require_loaded)
 
@@ -21,7 +22,7 @@ def encode_text(tokenizer, text: str) -> TextCondition:
         check_utf8(text)  # whatever the tokenizer: bytes that are not UTF-8 are never silently dropped
     prompt = require_loaded(tokenizer, "tokenizer").build_prompt(text)
     return TextCondition(text=prompt.text, prompt_ids=prompt.prefix_ids.reshape(-1),
-                         template_ids=getattr(tokenizer, "template_ids", TEMPLATE_IDS))
+                         template_ids=getattr(tokenizer, "template_ids", TEMPLATE_IDS), family=family_of(tokenizer))
 
 
 def to_mono(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -97,7 +98,7 @@ def default_voice(speaker_encoder: SpeakerEncoder) -> VoiceCondition:
     speaker = torch.as_tensor(speaker).float().cpu().reshape(-1)
     if speaker.numel() != SPEAKER_DIM:
         raise T2AVError(f"the default voice has {speaker.numel()} values, expected {SPEAKER_DIM}")
-    return VoiceCondition(speaker=speaker, audio_latents=None, seconds=0.0)
+    return VoiceCondition(speaker=speaker, audio_latents=None, seconds=0.0, family=family_of(speaker_encoder))
 
 
 def encode_voice(speaker_encoder: SpeakerEncoder, audio_codec: AudioCodec | None,
@@ -122,9 +123,12 @@ def encode_voice(speaker_encoder: SpeakerEncoder, audio_codec: AudioCodec | None
         raise T2AVError(f"the speaker encoder returned {speaker.numel()} values, expected {SPEAKER_DIM}")
     latents = None
     if audio_codec is not None:
+        check_fit("speaker encoder", family_of(speaker_encoder), "audio VAE", family_of(audio_codec),
+                  "the voice's speaker embedding")
         with torch.inference_mode():
             latents = _encode_latents(audio_codec, wave, sample_rate)[:frames]
-    return VoiceCondition(speaker=speaker, audio_latents=latents, seconds=frames / FRAME_RATE)
+    return VoiceCondition(speaker=speaker, audio_latents=latents, seconds=frames / FRAME_RATE,
+                          family=family_of(speaker_encoder))
 
 
 def encode_audio(audio_codec: AudioCodec, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -165,7 +169,7 @@ def encode_face(renderer: MotionRenderer, image: torch.Tensor | None = None) -> 
         state = renderer.prepare_face(image)
         motion = renderer.encode_motion(image[None]).float().cpu()
     motion = check_stream(motion, MOTION_LATENT_DIM, "face motion")[0]
-    return FaceCondition(state=state, motion=motion, image_size=renderer.image_size)
+    return FaceCondition(state=state, motion=motion, image_size=renderer.image_size, family=family_of(renderer))
 
 
 def frames_at_25fps(frames: torch.Tensor, fps: float) -> torch.Tensor:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..errors import T2AVError
 from ..generate import GenerationSettings, generate_av
-from ..interfaces import FRAME_RATE, MOTION_LATENT_DIM, ProgressFn
+from ..interfaces import FRAME_RATE, MOTION_LATENT_DIM, ProgressFn, family_of
 from ..sampling import SOLVERS as CORE_SOLVERS
-from ..sampling import SwaySchedule
+from ..sampling import SwaySchedule, flow_times_from_sigmas
+from .compat import check_fit, check_prompt_ids
 from .conditions import PATCH_FRAMES, FaceCondition, SamplerParts, TextCondition, VoiceCondition, check_stream
 from .conditions import require_loaded
 
 SOLVERS = tuple(CORE_SOLVERS)  # the core flow solvers, by name
+_log = logging.getLogger(__name__)
 
 
 def sway_sigmas(steps: int = 10, sway: float = 1.0) -> torch.Tensor:
@@ -24,7 +28,11 @@ def make_settings(parts: SamplerParts, seed: int | None, max_seconds: float, pre
     """Core GenerationSettings for one run. Noise comes from a host generator seeded with ``seed`` (a whole
     number in 0 .. 2**64 - 1; None picks a random one, reported in the result's ``seed``), so a seed gives the
     same result on any device. GenerationSettings validates every value."""
-    times = None if parts.sigmas is None else tuple(torch.as_tensor(parts.sigmas).reshape(-1).tolist())
+    times = None
+    if parts.sigmas is not None:  # any core scheduler's SIGMAS: mapped to flow times, completed to 0 if short
+        times, notes = flow_times_from_sigmas(torch.as_tensor(parts.sigmas, dtype=torch.float64))
+        for note in notes:
+            _log.warning("Talker-T2AV sampler: %s", note)
     return GenerationSettings(solver=parts.solver, cfm_steps=parts.steps, sway=parts.sway, times=times,
                               temperature=parts.temperature, cfg_scale=parts.cfg, zero_star=parts.zero_star,
                               prefix_seconds=prefix_seconds, max_seconds=max_seconds, seed=seed)
@@ -43,6 +51,11 @@ def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondi
     fixed, speech drawn); a given stream sets the length. ``progress(done, total)`` is called once per
     patch; raising in it stops the run. Returns the core ``AVLatents``, prefix included."""
     require_loaded(model, "talker")
+    generator = family_of(model)
+    check_fit("tokenizer", text.family, "generator", generator, "the prompt")
+    check_fit("speaker encoder", voice.family, "generator", generator, "the voice")
+    check_fit("video model", face.family, "generator", generator, "the face")
+    check_prompt_ids(text.prompt_ids, model)
     settings = make_settings(parts, seed, max_seconds, prefix_seconds)
     prefix = int(prefix_seconds * FRAME_RATE) // PATCH_FRAMES * PATCH_FRAMES
     if prefix and voice.audio_latents is None:
@@ -52,6 +65,8 @@ def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondi
         face_motion = check_stream(motion, MOTION_LATENT_DIM, "reference motion")
     else:  # the motion head's condition is the face itself; a prefix then holds the still face
         face_motion = face.motion[None].expand(max(prefix, 1), -1)
-    return generate_av(model, text.prompt_ids, voice.speaker, face_motion, settings,
-                       given_audio=given_audio, given_motion=given_motion, callback=progress,
-                       ref_audio_latents=voice.audio_latents, template_ids=text.template_ids)
+    av = generate_av(model, text.prompt_ids, voice.speaker, face_motion, settings,
+                     given_audio=given_audio, given_motion=given_motion, callback=progress,
+                     ref_audio_latents=voice.audio_latents, template_ids=text.template_ids)
+    av.family = generator  # the decoders check they fit it
+    return av
