@@ -366,10 +366,12 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
     mean, std = motion_stats()
     results = []
     stops = stopped_at.tolist()
+    # a given stream sets the length to the frame: the last patch's padding is not part of the result
+    frames = driven.shape[0] if driven is not None else None
     for b in range(B):
         n = min(stops[b], n_steps)
-        audio = speech_out[:n, b].transpose(1, 2).reshape(-1, cfg.speech_dim).float().cpu()
-        motion = motion_out[:n, b].transpose(1, 2).reshape(-1, cfg.motion_dim).float().cpu()
+        audio = speech_out[:n, b].transpose(1, 2).reshape(-1, cfg.speech_dim)[:frames].float().cpu()
+        motion = motion_out[:n, b].transpose(1, 2).reshape(-1, cfg.motion_dim)[:frames].float().cpu()
         results.append(AVLatents(
             audio=torch.cat([ref.prefix_audio, audio]),
             motion_norm=torch.cat([ref.prefix_motion, motion]),

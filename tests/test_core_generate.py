@@ -91,6 +91,18 @@ def test_dubbing_reproduces_the_audio_of_a_rollout(core):
     assert_close(out.audio[12:], get("gen_speech_latents"), "dubbed audio", ROLLOUT_TOL)
 
 
+@pytest.mark.parametrize("frames", [13, 17, 20])
+def test_a_given_stream_sets_the_length_to_the_frame(core, frames):
+    """Whole 4-frame patches are generated, but the result ends where the given stream ends (no tail of
+    padding, which showed as the mean pose or a zero latent)."""
+    _, get = rollout(core, "prefix0")
+    settings = GenerationSettings(prefix_seconds=0, seed=1)
+    driven = generate_av(core[2], settings=settings, given_audio=torch.randn(frames, 32), **inputs(get))
+    dubbed = generate_av(core[2], settings=settings, given_motion=torch.randn(frames, 40) * 0.1, **inputs(get))
+    for out in (driven, dubbed):
+        assert out.audio.shape[0] == out.motion_norm.shape[0] == frames and out.n_steps == math.ceil(frames / 4)
+
+
 def test_batch_of_seeds_matches_single_runs(core):
     spec, get = rollout(core, "prefix0p5")
     settings = GenerationSettings(budget="reference", prefix_seconds=0.5)

@@ -149,3 +149,42 @@ def test_mux_refuses_a_frame_rate_that_cannot_work(tmp_path, fps):
     with pytest.raises(T2AVError, match="fps must be a positive finite number"):
         pipeline.mux(tmp_path / "x.mp4", torch.zeros(2, 8, 8, 3), None, None, fps=fps)
     assert not list(tmp_path.iterdir())
+
+
+def test_join_fits_streams_of_different_lengths_as_asked():
+    audio, motion = torch.randn(10, 32), torch.randn(7, 40) * 0.1
+    with pytest.raises(T2AVError, match="set length to 'shorter' or 'audio', or cut one with Trim AV Latent"):
+        pipeline.join_av(audio, motion)
+    shorter = pipeline.join_av(audio, motion, "shorter")
+    assert shorter.audio.shape[0] == shorter.motion_norm.shape[0] == 7
+    held = pipeline.join_av(audio, motion, "audio")
+    raw = held.motion_raw()
+    assert held.audio.shape[0] == raw.shape[0] == 10
+    assert torch.allclose(raw[7:], motion[-1:].expand(3, -1), atol=1e-5), "the last pose is held"
+    cut = pipeline.join_av(torch.randn(5, 32), motion, "audio")
+    assert cut.motion_raw().shape[0] == 5
+
+
+def test_trim_keeps_both_streams_aligned_and_shrinks_the_prefix():
+    av = pipeline.join_av(torch.arange(50.0)[:, None].expand(50, 32), torch.zeros(50, 40))
+    av.prefix_frames = 12
+    part = pipeline.trim_av(av, 0.2, 1.0)  # frames 5 .. 24
+    assert part.audio.shape[0] == part.motion_norm.shape[0] == 20 and part.audio[0, 0] == 5
+    assert part.prefix_frames == 7 and part.seconds == 0.8
+    assert pipeline.trim_av(av, 0.48).audio.shape[0] == 38  # to the end
+    with pytest.raises(T2AVError, match="nothing left"):
+        pipeline.trim_av(av, 1.5, 1.0)
+    with pytest.raises(T2AVError, match="start_seconds must be"):
+        pipeline.trim_av(av, float("nan"))
+
+
+def test_a_short_voice_sample_is_accepted_with_a_warning(caplog):
+    from t2av_core.demo.voice import SpectralVoiceEmbedder
+    wave = torch.sin(torch.arange(8000) * 0.07) * 0.3  # 0.5 s at 16 kHz
+    with caplog.at_level("WARNING"):
+        voice = pipeline.encode_voice(SpectralVoiceEmbedder(), None, wave, 16000)
+    assert voice.speaker.shape == (256,)
+    assert "only 0.50 s long" in caplog.text and "3-10 s" in caplog.text
+    caplog.clear()
+    pipeline.encode_voice(SpectralVoiceEmbedder(), None, torch.sin(torch.arange(64000) * 0.07) * 0.3, 16000)
+    assert "only" not in caplog.text

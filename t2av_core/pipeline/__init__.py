@@ -22,7 +22,7 @@ from ..interfaces import AUDIO_LATENT_DIM, FRAME_RATE, MOTION_LATENT_DIM  # noqa
 from .compat import check_tokenizer
 from .conditions import (MAX_REFERENCE_FRAMES, PATCH_FRAMES, FaceCondition, SamplerParts, TextCondition,
                          VoiceCondition, check_stream)
-from .decoding import av_streams, decode_audio, decode_video, join_av, mux, render_frames
+from .decoding import JOIN_LENGTHS, av_streams, decode_audio, decode_video, join_av, mux, render_frames, trim_av
 from .encoding import (default_face_image, default_voice, encode_audio, encode_face, encode_text, encode_voice,
                        frames_at_25fps, reference_motion, to_mono)
 from .loading import (PRECISIONS, Models, load_audio_codec, load_models, load_renderer, load_speaker_encoder,
@@ -36,4 +36,5 @@ __all__ = [
     "encode_face", "encode_text", "encode_voice", "frames_at_25fps", "join_av", "load_audio_codec", "load_models",
     "load_renderer", "load_speaker_encoder", "load_talker", "load_tokenizer", "make_settings", "model_dtype", "mux",
     "reference_motion", "render_frames", "resolve_dtype", "sample_av", "sway_sigmas", "to_mono", "torch_module",
+    "trim_av", "JOIN_LENGTHS",
 ]

@@ -3,6 +3,7 @@ the mp4."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -23,17 +24,47 @@ def av_streams(av) -> tuple[torch.Tensor, torch.Tensor]:
     return av.audio, av.motion_raw()
 
 
-def join_av(audio: torch.Tensor, motion: torch.Tensor):
-    """Audio latents (T, 32) + raw motion (T, 40), e.g. edited separately -> AVLatents. Both streams are
-    frame-aligned at 25 fps, so they must be equally long."""
+JOIN_LENGTHS = ("equal", "shorter", "audio")
+
+
+def join_av(audio: torch.Tensor, motion: torch.Tensor, length: str = "equal"):
+    """Audio latents (T, 32) + raw motion (T', 40), e.g. edited separately -> AVLatents (frame-aligned, 25 fps).
+
+    ``length`` when T != T': "equal" refuses, "shorter" cuts both to the shorter, "audio" keeps the audio's
+    length and cuts the motion or holds its last pose (speech decides how long a clip is)."""
     audio = check_stream(audio, AUDIO_LATENT_DIM, "audio latents")
     motion = check_stream(motion, MOTION_LATENT_DIM, "motion")
+    if length not in JOIN_LENGTHS:
+        raise T2AVError(f"length must be one of {', '.join(JOIN_LENGTHS)}, got {length!r}")
     if audio.shape[0] != motion.shape[0]:
-        raise T2AVError(f"audio ({audio.shape[0]} frames) and motion ({motion.shape[0]} frames) must be equally "
-                        "long at 25 fps: trim one of them first")
+        if length == "equal":
+            raise T2AVError(f"audio ({audio.shape[0]} frames) and motion ({motion.shape[0]} frames) are not equally "
+                            "long at 25 fps: set length to 'shorter' or 'audio', or cut one with Trim AV Latent")
+        if length == "shorter":
+            frames = min(audio.shape[0], motion.shape[0])
+            audio, motion = audio[:frames], motion[:frames]
+        else:
+            hold = motion[-1:].expand(max(0, audio.shape[0] - motion.shape[0]), -1)
+            motion = torch.cat([motion[:audio.shape[0]], hold])
     mean, std = motion_stats()
     return AVLatents(audio=audio, motion_norm=normalize_motion(motion, mean, std), motion_mean=mean,
                      motion_std=std, prefix_frames=0, n_steps=audio.shape[0] // PATCH_FRAMES, stop_reason="joined")
+
+
+def trim_av(av, start_seconds: float = 0.0, end_seconds: float | None = None):
+    """The part of an AV latent from ``start_seconds`` to ``end_seconds`` (None: to the end), cut at 25 fps frame
+    boundaries; both streams stay aligned, and the prefix shrinks with a cut start."""
+    total = av.audio.shape[0]
+    end_seconds = total / FRAME_RATE if end_seconds is None else end_seconds
+    for name, value in (("start_seconds", start_seconds), ("end_seconds", end_seconds)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise T2AVError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    start, end = round(start_seconds * FRAME_RATE), min(total, round(end_seconds * FRAME_RATE))
+    if end <= start:
+        raise T2AVError(f"nothing left: the clip is {total / FRAME_RATE:.2f} s long and the cut keeps "
+                        f"{start / FRAME_RATE:.2f} s .. {end / FRAME_RATE:.2f} s")
+    return dataclasses.replace(av, audio=av.audio[start:end], motion_norm=av.motion_norm[start:end],
+                               prefix_frames=max(0, av.prefix_frames - start), stop_reason="trimmed")
 
 
 def decode_audio(codec: AudioCodec, av, progress: ProgressFn | None = None) -> tuple[torch.Tensor, int]:

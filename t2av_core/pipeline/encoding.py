@@ -3,6 +3,7 @@ picture -> the renderer's face state, a video -> reference motion."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -14,6 +15,9 @@ from ..text.prompt import TEMPLATE_IDS, check_utf8
 from .compat import check_fit
 from .conditions import (MAX_REFERENCE_FRAMES, FaceCondition, TextCondition, VoiceCondition, check_stream,
                          require_loaded)
+
+SHORT_VOICE_SECONDS = 3  # below this a speaker embedding is unreliable (the tooltips ask for 3-10 s)
+_log = logging.getLogger(__name__)
 
 
 def encode_text(tokenizer, text: str) -> TextCondition:
@@ -117,6 +121,9 @@ def encode_voice(speaker_encoder: SpeakerEncoder, audio_codec: AudioCodec | None
     wave = _reference_mono(wave, sample_rate)
     wave16 = resample(wave, sample_rate, speaker_encoder.sample_rate)[: 30 * speaker_encoder.sample_rate]
     frames = talker_speech_frames(wave16.numel())
+    if frames < SHORT_VOICE_SECONDS * FRAME_RATE:
+        _log.warning("the voice sample is only %.2f s long: the voice will be a rough match; 3-10 s of clean "
+                     "speech give a much closer one", wave16.numel() / speaker_encoder.sample_rate)
     with torch.inference_mode():
         speaker = speaker_encoder.embed(talker_speaker_input(wave16)).float().cpu().reshape(-1)
     if speaker.numel() != SPEAKER_DIM:
