@@ -17,6 +17,7 @@ class TalkerT2AVTextEncode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVTextEncode", display_name="Talker-T2AV Text Encode", category=f"{CATEGORY}/conditioning",
+            search_aliases=["script", "prompt", "what to say", "speech text", "tts text"],
             description="Turns the words to speak into the prompt the generator reads (Qwen3 chat layout).",
             inputs=[TalkerModel.Input("model"),
                     io.String.Input("text", multiline=True, default="Hello! It is nice to meet you.",
@@ -41,6 +42,7 @@ class TalkerT2AVVoiceEncode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVVoiceEncode", display_name="Talker-T2AV Voice Reference", category=f"{CATEGORY}/conditioning",
+            search_aliases=["voice clone", "speaker embedding", "reference voice"],
             description="A recording of the voice to clone (at most 30 s are used) -> speaker embedding. With the audio "
                         "VAE connected it also keeps the clip's audio latents, which a continuation prefix needs. "
                         "Without audio the bundled demo's default voice is used (the released encoder needs audio).",
@@ -65,6 +67,7 @@ class TalkerT2AVFaceEncode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVFaceEncode", display_name="Talker-T2AV Face Reference", category=f"{CATEGORY}/conditioning",
+            search_aliases=["portrait", "reference face", "face image", "avatar"],
             description="A picture of the face to animate (any size, first image of a batch) -> identity and its motion "
                         "code. Without a picture the bundled demo's drawn face is used (LIA-X needs a picture).",
             inputs=[VideoModel.Input("video_model"),
@@ -83,6 +86,7 @@ class TalkerT2AVMotionEncode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVMotionEncode", display_name="Talker-T2AV Reference Motion", category=f"{CATEGORY}/conditioning",
+            search_aliases=["head motion", "driving video", "pose from video"],
             description="Face motion of a reference video at 25 fps (at most 30 s): the prefix of a continuation, or the "
                         "fixed motion of video dubbing. Connect a VIDEO, or an IMAGE batch with its frame rate.",
             inputs=[VideoModel.Input("video_model"),
@@ -109,6 +113,7 @@ class TalkerT2AVAudioEncode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVAudioEncode", display_name="Talker-T2AV Audio Encode", category=f"{CATEGORY}/conditioning",
+            search_aliases=["audio driven", "lip sync from audio", "speech latents"],
             description="Speech -> audio latents at 25 fps, for the audio-driven mode (given_audio of the sampler).",
             inputs=[AudioVAE.Input("audio_vae"), io.Audio.Input("audio")],
             outputs=[AudioLatent.Output(display_name="audio_latent"),

@@ -110,6 +110,7 @@ class TalkerT2AVModelLoader(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVModelLoader", display_name="Load Talker-T2AV Model", category=f"{CATEGORY}/loaders",
+            search_aliases=["talking head model", "text to speech and video", "qwen3 talker"],
             description="Loads the Talker-T2AV generator (Qwen3 backbone + audio/motion flow heads) and its tokenizer "
                         "from models/talker_t2av/. Accepts the released model.safetensors or a converted file.",
             inputs=[*_common_inputs("Generator weights: the released model.safetensors or a converted .safetensors."),
@@ -147,6 +148,7 @@ class TalkerT2AVAudioVAELoader(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVAudioVAELoader", display_name="Load Talker-T2AV Audio VAE", category=f"{CATEGORY}/loaders",
+            search_aliases=["whisperx vae", "audio codec loader"],
             description="Loads the WhisperX-VAE (24 kHz speech <-> 32-d latents at 25 fps).",
             inputs=_common_inputs("The released whisperx-vae model.ckpt or a converted .safetensors."),
             outputs=[AudioVAE.Output(display_name="audio_vae")])
@@ -161,6 +163,7 @@ class TalkerT2AVVideoModelLoader(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVVideoModelLoader", display_name="Load Talker-T2AV LIA-X Video Model",
+            search_aliases=["lia-x", "face renderer loader", "talking head renderer"],
             category=f"{CATEGORY}/loaders",
             description="Loads LIA-X, which reads face motion from images and renders 512x512 frames from it.",
             inputs=_common_inputs("The released lia-x.pt or a converted .safetensors."),
@@ -176,6 +179,7 @@ class TalkerT2AVSpeakerEncoderLoader(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVSpeakerEncoderLoader", display_name="Load Talker-T2AV Speaker Encoder",
+            search_aliases=["wavlm", "ecapa", "speaker verification"],
             category=f"{CATEGORY}/loaders",
             description="Loads WavLM-Large + ECAPA, which turns a voice recording into a 256-d speaker embedding.",
             inputs=_common_inputs("The released wavlm_large_finetune.pth or a converted .safetensors."),

@@ -16,6 +16,7 @@ class TalkerT2AVSolver(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVSolver", display_name="Talker-T2AV Flow Solver", category=f"{CATEGORY}/sampling",
+            search_aliases=["euler", "heun", "ode solver", "sampler"],
             description="How each flow head integrates from noise to a patch. Euler is what the model was released with.",
             inputs=[io.Combo.Input("solver", options=list(pipeline.SOLVERS), default="euler",
                                    tooltip="euler: 1 evaluation per step (reference). heun / midpoint: 2 per step, "
@@ -32,6 +33,7 @@ class TalkerT2AVSolverFromSampler(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVSolverFromSampler", display_name="Talker-T2AV Solver from Core Sampler",
+            search_aliases=["ksampler select", "core sampler", "dpmpp", "uni_pc"],
             category=f"{CATEGORY}/sampling",
             description="Use a core SAMPLER (e.g. from KSamplerSelect: euler, heun, dpmpp_2m, uni_pc, ...) as the flow "
                         "solver. Samplers that need ComfyUI's own guider (*_cfg_pp) cannot work here and are refused.",
@@ -48,6 +50,7 @@ class TalkerT2AVSwaySchedule(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVSwaySchedule", display_name="Talker-T2AV Sway Schedule", category=f"{CATEGORY}/sampling",
+            search_aliases=["scheduler", "sigmas", "steps"],
             description="Flow time steps from 1 (noise) to 0, bunched near the noise end by sway sampling. Outputs core "
                         "SIGMAS, so core sigma nodes (ManualSigmas, SplitSigmas, ...) can replace or edit it.",
             inputs=[io.Int.Input("steps", default=10, min=1, max=200, tooltip="Solver steps per patch (released: 10)."),
@@ -65,6 +68,7 @@ class TalkerT2AVGuidance(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVGuidance", display_name="Talker-T2AV Guidance", category=f"{CATEGORY}/sampling",
+            search_aliases=["cfg", "classifier free guidance", "cfg zero star"],
             description="Classifier-free guidance of both flow heads (the unconditional branch drops the backbone state).",
             inputs=[io.Float.Input("cfg", default=2.0, min=0.0, max=10.0, step=0.1, tooltip="Guidance scale (released: 2.0)."),
                     io.Boolean.Input("cfg_zero_star", default=True,
@@ -82,6 +86,7 @@ class TalkerT2AVSampler(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVSampler", display_name="Talker-T2AV Joint Sampler", category=f"{CATEGORY}/sampling",
+            search_aliases=["ksampler", "generate talking video", "text to audio video", "lip sync", "dubbing"],
             description="Generates speech and face motion together, one 4-frame patch (0.16 s) per step, until the model "
                         "stops or max_seconds is reached. Connect given_audio for audio-driven video, given_motion for "
                         "dubbing, or a reference motion with prefix_seconds > 0 to continue a clip.",
@@ -97,8 +102,12 @@ class TalkerT2AVSampler(io.ComfyNode):
                                                       "(SplitSigmas high half) gets a last step to 0, so every patch "
                                                       "is finished. Both are noted in the console."),
                     Guidance.Input("guidance"),
-                    io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                                 tooltip="Noise is drawn on the CPU, so a seed gives the same result on any device."),
+                    io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                                 control_after_generate=io.ControlAfterGenerate.fixed,
+                                 tooltip="Every bit of the seed counts, and the noise is drawn on the CPU, so a seed "
+                                         "gives the same result on any device. Fixed after each run by default, so "
+                                         "editing the text keeps the same delivery; switch to randomize for new "
+                                         "takes."),
                     io.Float.Input("max_seconds", default=20.0, min=0.2, max=60.0, step=0.1,
                                    tooltip="Upper bound on the generated length (the stop head usually ends earlier; "
                                            "a given audio or motion stream sets the length instead)."),

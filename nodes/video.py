@@ -19,6 +19,7 @@ class TalkerT2AVMux(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVMux", display_name="Talker-T2AV Combine Video", category=f"{CATEGORY}/video",
+            search_aliases=["create video", "images and audio to video", "video combine"],
             description="IMAGE frames + AUDIO + fps -> core VIDEO (works with core Save Video too).",
             inputs=[io.Image.Input("images", tooltip="Frames, e.g. from Talker-T2AV Video Decode."),
                     io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.01,
@@ -39,6 +40,7 @@ class TalkerT2AVSaveVideo(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TalkerT2AVSaveVideo", display_name="Talker-T2AV Save Video", category=f"{CATEGORY}/video",
+            search_aliases=["export mp4", "save mp4", "preview video"],
             description="Writes the VIDEO as an H.264/AAC mp4 to the output folder and shows it with a synchronized "
                         "audio-video player and its duration.",
             inputs=[io.Video.Input("video"),
@@ -55,12 +57,12 @@ class TalkerT2AVSaveVideo(io.ComfyNode):
             wave, rate = audio["waveform"][0].float().cpu(), int(audio["sample_rate"])
         folder, filename, subfolder = host.save_path(filename_prefix)
         pipeline.mux(os.path.join(folder, filename), frames.float().cpu(), wave, rate, fps)
-        info = {"filename": filename, "subfolder": subfolder, "frames": int(frames.shape[0]), "fps": float(fps),
-                "seconds": round(frames.shape[0] / fps, 3), "has_audio": wave is not None}
         # Reported as core Save Video does ("images" + "animated"), so the mp4 is listed in the Assets panel and
-        # collected by API workers; our own key feeds the pack's synced player, which replaces the core preview.
+        # collected by API workers. The pack's synced player, which replaces the core preview, reads the file from
+        # "images" and the clip's figures from its own key: plain values, not a second file entry (ComfyUI counts
+        # every dict in the lists of a node's output as a result, so a dict here would list the mp4 twice).
         ui = host.saved_video_ui(filename, subfolder)
-        ui["talker_t2av"] = [info]
+        ui["talker_t2av"] = [int(frames.shape[0]), float(fps), round(frames.shape[0] / fps, 3), wave is not None]
         return io.NodeOutput(ui=ui)
 
 

@@ -23,7 +23,7 @@ from t2av_core.demo.voice import SpectralVoiceEmbedder  # noqa: E402
 from t2av_core.errors import T2AVError  # noqa: E402
 
 DEMO = "bundled demo (no download)"
-TEMPLATE = H.REPO / "workflows" / "api" / "talker_t2av_demo_no_download.json"
+TEMPLATE = H.REPO / "workflows" / "api" / "Talker-T2AV - try the demo (no download).json"
 COMMON = {"precision": "auto", "device": "default"}
 
 
@@ -138,11 +138,11 @@ def test_demo_template_runs_text_to_mp4_without_any_model_file(env, one_thread):
         assert set(prompt[node_id]["inputs"]) <= {"speaker_encoder", "video_model"}
     prompt["11"]["inputs"]["max_seconds"] = 1.6  # the demo usually stops by itself after about 2 s
     done = H.run_workflow(prompt, env.nodes)
-    info = done["15"].ui["talker_t2av"][0]
-    mp4 = Path(folder_paths.get_output_directory()) / info["subfolder"] / info["filename"]
+    info = H.saved_clip(done["15"].ui)
+    mp4 = info.path
     fps, frames, audio_seconds, channels = _streams(mp4)
-    assert fps == 25 and info["has_audio"] and channels >= 1
-    assert frames == info["frames"] == done["11"].args[0].audio.shape[0] >= 12
+    assert fps == 25 and info.has_audio and channels >= 1
+    assert frames == info.frames == done["11"].args[0].audio.shape[0] >= 12
     assert round(audio_seconds * 25) == frames  # the speech lasts exactly as long as the video
     with av.open(str(mp4)) as container:
         picture = next(container.decode(video=0)).to_ndarray(format="rgb24")

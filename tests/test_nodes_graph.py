@@ -51,10 +51,11 @@ def sample(env, c, **overrides):
 
 
 def test_schemas_are_prefixed_named_and_explained(env):
-    assert len(env.nodes) == 20
+    assert len(env.nodes) == 21
     for node_id, node in env.nodes.items():
         schema = node.define_schema()
         assert node_id.startswith("TalkerT2AV") and schema.display_name
+        assert schema.search_aliases, f"{node_id} has no search aliases"
         assert schema.category.startswith("Talker-T2AV/") and schema.description
         for port in schema.inputs:
             if port.io_type in ("INT", "FLOAT", "COMBO", "STRING", "BOOLEAN") or port.optional:
@@ -246,12 +247,13 @@ def test_mux_and_save_write_a_synchronised_mp4_with_a_preview(env, conditions):
     parts = video.get_components()
     assert parts.frame_rate == 25 and parts.audio is audio
     out = H.run_node(n["TalkerT2AVSaveVideo"], video=video, filename_prefix="tests/clip")
-    info = out.ui["talker_t2av"][0]
-    assert info["frames"] == 8 and info["seconds"] == 0.32 and info["has_audio"]
+    info = H.saved_clip(out.ui)
+    assert info.frames == 8 and info.seconds == 0.32 and info.has_audio
     # reported as core Save Video does: the Assets panel and API workers pick up "images" + "animated"
-    assert out.ui["images"] == [{"filename": info["filename"], "subfolder": info["subfolder"], "type": "output"}]
+    assert out.ui["images"] == [{"filename": info.path.name, "subfolder": "tests", "type": "output"}]
+    assert not any(isinstance(v, dict) for v in out.ui["talker_t2av"]), "one result, not a second file entry"
     assert out.ui["animated"] == (True,)
-    path = Path(folder_paths.get_output_directory()) / info["subfolder"] / info["filename"]
+    path = info.path
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         assert stream.average_rate == 25 and sum(1 for _ in container.decode(stream)) == 8

@@ -17,16 +17,23 @@ import pack_harness as H  # noqa: E402
 WORKFLOWS = H.REPO / "workflows"
 API = sorted((WORKFLOWS / "api").glob("*.json"))
 UI = sorted(WORKFLOWS.glob("*.json"))
-MODES = {"text_to_audio_video", "audio_driven_video", "video_dubbing", "reference_continuation", "demo_no_download"}
+# The template browser shows a pack's file names as the cards' titles, so they are written to be read.
+MODES = {"text to talking video", "talking video from your audio", "dub a video", "continue a clip",
+         "try the demo (no download)"}
 DEMO = "bundled demo (no download)"
 
 
 def test_every_mode_ships_as_a_ui_template_with_an_api_twin():
-    assert {p.stem.removeprefix("talker_t2av_") for p in API} == MODES
+    assert {p.stem.removeprefix("Talker-T2AV - ") for p in API} == MODES
     assert [p.name for p in UI] == [p.name for p in API]
     for path in UI:
         data = json.loads(path.read_text())
         assert "nodes" in data and "links" in data, f"{path.name} must be UI format (the template browser lists it)"
+        thumbnail = path.with_suffix(".jpg")  # the browser's card picture
+        assert thumbnail.is_file(), f"{thumbnail.name} is missing"
+        with av.open(str(thumbnail)) as image:
+            frame = next(image.decode(video=0))
+            assert frame.width >= 256 and frame.height >= 160
 
 
 def _fast(prompt: dict) -> dict:
@@ -55,11 +62,11 @@ def test_api_workflow_runs_end_to_end_and_writes_a_synchronised_mp4(parity_dir, 
     prompt = _fast(H.load_api_workflow(path))
     done = H.run_workflow(prompt, env.nodes)
     save_id = next(i for i, n in prompt.items() if n["class_type"] == "TalkerT2AVSaveVideo")
-    info = done[save_id].ui["talker_t2av"][0]
-    assert info["has_audio"] and info["fps"] == 25.0
-    mp4 = Path(folder_paths.get_output_directory()) / info["subfolder"] / info["filename"]
+    info = H.saved_clip(done[save_id].ui)
+    assert info.has_audio and info.fps == 25.0
+    mp4 = info.path
     fps, frames, audio_seconds = _streams(mp4)
-    assert fps == 25 and frames == info["frames"] >= 4
+    assert fps == 25 and frames == info.frames >= 4
     assert round(audio_seconds * 25) == frames  # audio as long as the video, to the frame
     sampler_id = next(i for i, n in prompt.items() if n["class_type"] == "TalkerT2AVSampler")
     av_latent = done[sampler_id].args[0]

@@ -8,8 +8,8 @@ import { api } from "../../scripts/api.js";
 const NODE_ID = "TalkerT2AVSaveVideo";
 const KEY = "talker_t2av";
 
-function viewUrl(info) {
-  const query = new URLSearchParams({ filename: info.filename, subfolder: info.subfolder || "", type: "output" });
+function viewUrl(file) {
+  const query = new URLSearchParams({ filename: file.filename, subfolder: file.subfolder || "", type: "output" });
   return api.apiURL(`/view?${query.toString()}`);
 }
 
@@ -27,13 +27,14 @@ function buildPlayer() {
   Object.assign(video.style, { width: "100%", flex: "1 1 auto", minHeight: "0", objectFit: "contain", background: "#000" });
 
   const bar = document.createElement("div");
-  Object.assign(bar.style, { display: "flex", alignItems: "center", gap: "6px", fontSize: "11px", color: "#ccc" });
+  Object.assign(bar.style, { display: "flex", flexWrap: "wrap", alignItems: "center", gap: "4px 6px",
+                             fontSize: "11px", color: "#ccc" });
   const play = document.createElement("button");
   play.textContent = "Play";
   play.style.minWidth = "48px";
   const scrub = document.createElement("input");
   Object.assign(scrub, { type: "range", min: "0", max: "0", step: "1", value: "0" });
-  scrub.style.flex = "1 1 auto";
+  Object.assign(scrub.style, { flex: "1 1 120px", minWidth: "80px" });
   const label = document.createElement("span");
   Object.assign(label.style, { whiteSpace: "nowrap", fontVariantNumeric: "tabular-nums" });
   const mute = document.createElement("button");
@@ -41,9 +42,9 @@ function buildPlayer() {
   mute.title = "Mute / unmute";
   const volume = document.createElement("input");
   Object.assign(volume, { type: "range", min: "0", max: "1", step: "0.05", value: "1", title: "Volume" });
-  volume.style.width = "56px";
+  Object.assign(volume.style, { width: "64px", flex: "0 0 64px" });
   const full = document.createElement("button");
-  full.textContent = "⛶";
+  full.textContent = "Full screen";
   full.title = "Fullscreen";
   bar.append(play, scrub, label, mute, volume, full);
 
@@ -102,7 +103,7 @@ function buildPlayer() {
       scrub.max = String(Math.max(state.frames - 1, 0));
       info.textContent = `Generated ${formatTime(state.seconds)} · ${state.frames} frames @ ${state.fps} fps` +
         (clip.has_audio ? " · with audio" : " · no audio");
-      video.src = viewUrl(clip);
+      video.src = viewUrl(clip.file);
       video.load();
       showTime();
     },
@@ -118,10 +119,14 @@ app.registerExtension({
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (message) {
       const result = onExecuted?.apply(this, arguments);
-      const clips = message?.[KEY];
-      if (!Array.isArray(clips) || clips.length === 0 || typeof this.addDOMWidget !== "function") {
+      // the mp4 as core Save Video reports it, and [frames, fps, seconds, has_audio] under the pack's own key
+      const files = message?.images;
+      const figures = message?.[KEY];
+      if (!Array.isArray(files) || !files.length || !Array.isArray(figures) || figures.length < 4 ||
+          typeof this.addDOMWidget !== "function") {
         return result;
       }
+      const [frames, fps, seconds, hasAudio] = figures.slice(-4);
       if (!this.talkerPlayer) {
         this.talkerPlayer = buildPlayer();
         this.addDOMWidget("talker_t2av_preview", "preview", this.talkerPlayer.root, {
@@ -130,9 +135,9 @@ app.registerExtension({
           canvasOnly: true, // a preview, not a parameter: keep it out of the Parameters panel
           getMinHeight: () => 240,
         });
-        this.setSize([Math.max(this.size[0], 360), Math.max(this.size[1], 340)]);
+        this.setSize([Math.max(this.size[0], 400), Math.max(this.size[1], 360)]);
       }
-      this.talkerPlayer.show(clips[clips.length - 1]);
+      this.talkerPlayer.show({ file: files[files.length - 1], frames, fps, seconds, has_audio: hasAudio });
       this.setDirtyCanvas?.(true, true);
       return result;
     };

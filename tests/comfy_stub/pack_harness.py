@@ -280,3 +280,12 @@ def run_workflow(prompt: dict, nodes: dict[str, type]) -> dict[str, object]:
 def load_api_workflow(path: Path) -> dict:
     data = json.loads(Path(path).read_text())
     return data["prompt"] if "prompt" in data else data
+
+
+def saved_clip(ui: dict) -> SimpleNamespace:
+    """What the pack's Save Video reports: the mp4 (as core Save Video does, under "images") and the figures of
+    its synced player ([frames, fps, seconds, has_audio] under "talker_t2av")."""
+    file = ui["images"][-1]
+    frames, fps, seconds, has_audio = ui["talker_t2av"][-4:]
+    path = Path(folder_paths.get_output_directory()) / file["subfolder"] / file["filename"]
+    return SimpleNamespace(path=path, frames=frames, fps=fps, seconds=seconds, has_audio=has_audio, file=file)

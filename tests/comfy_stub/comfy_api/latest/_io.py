@@ -3,6 +3,13 @@
 from enum import Enum
 
 
+class ControlAfterGenerate(str, Enum):
+    fixed = "fixed"
+    increment = "increment"
+    decrement = "decrement"
+    randomize = "randomize"
+
+
 class FolderType(str, Enum):
     input = "input"
     output = "output"
@@ -34,8 +41,9 @@ Image, Audio, Video, Sigmas, Sampler = (_socket(t) for t in ("IMAGE", "AUDIO", "
 
 class Schema:
     def __init__(self, node_id, display_name=None, category="sd", inputs=(), outputs=(), hidden=(),
-                 description="", is_output_node=False, **extra):
+                 description="", is_output_node=False, search_aliases=None, **extra):
         self.node_id, self.display_name, self.category = node_id, display_name, category
+        self.search_aliases = search_aliases or []
         self.inputs, self.outputs, self.description = list(inputs), list(outputs), description
         self.is_output_node = is_output_node
 
