@@ -188,3 +188,11 @@ def test_a_tokenizer_the_generator_cannot_read_is_refused_at_load(env, parity_di
     face = pipeline.FaceCondition(state=None, motion=torch.zeros(40), image_size=8)
     with pytest.raises(T2AVError, match="encode the text with this model's tokenizer"):
         pipeline.sample_av(env.models.model.model, text, voice, face, pipeline.SamplerParts(), seed=0)
+
+
+def test_between_two_side_parts_the_demo_one_is_named_first(env):
+    from t2av_core.demo.bundle import load_demo
+    demo = load_demo()
+    wave = torch.sin(torch.arange(48000) * 0.05) * 0.3
+    with pytest.raises(T2AVError, match=r"Load whisperx-vae/model.ckpt as the audio VAE \(or the bundled demo"):
+        pipeline.encode_voice(env.models.speaker.model, demo.audio_codec, wave, 16000)

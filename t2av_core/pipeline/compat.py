@@ -31,9 +31,10 @@ def check_fit(made_by: str, made_family: str | None, used_by: str, used_family: 
     A family of None (e.g. latents joined by hand) fits anything."""
     if made_family is None or used_family is None or made_family == used_family:
         return
-    # the generator is what the user chose to run: suggest changing the other part first
+    # Suggest changing the other part when one is the generator (what the user chose to run); between two side
+    # parts, the demo one (a freshly added loader's default, so most likely the slip).
     fix = [(made_by, used_family), (used_by, made_family)]
-    if made_by == "generator":
+    if made_by == "generator" or (used_by != "generator" and used_family == DEMO):
         fix.reverse()
     (first, first_family), (second, second_family) = fix
     raise T2AVError(
