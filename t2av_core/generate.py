@@ -25,6 +25,7 @@ from .errors import GenerationCancelled, T2AVError
 from .interfaces import FRAME_RATE, ProgressFn
 from .model.talker import TalkerT2AV
 from .motion_stats import denormalize_motion, motion_stats, normalize_motion
+from .reference import check_matrix, prepare_reference
 from .sampling import SOLVERS, CFGGuidance, CustomSchedule, FlowSampler, NoiseSource, SwaySchedule
 from .sampling.noise import check_seed
 from .text.prompt import TEMPLATE_IDS
@@ -122,102 +123,6 @@ class AVLatents:
         return self.audio.shape[0] / self.fps
 
 
-@dataclass
-class _Reference:
-    """Conditioning prepared once: global conditions, prefix tokens and the flow heads' first histories."""
-
-    speaker: Tensor  # (1, 256)
-    first_motion: Tensor  # (1, 40) normalised (bf16-rounded) frame 0
-    prefix_tokens: Tensor | None  # (1, pp, D) or None
-    speech_history: Tensor  # (1, 32, ctx*P) right-aligned last history patches, zeros where none
-    motion_history: Tensor  # (1, 40, ctx*P)
-    prefix_audio: Tensor  # (prefix_frames, 32), zero rows where the reference audio is shorter
-    prefix_motion: Tensor  # (prefix_frames, 40) normalised, unrounded
-    prefix_patches: int
-    speech_len: int
-    motion_len: int
-
-
-def _check_matrix(x: Tensor | None, channels: int, what: str, min_frames: int = 1) -> Tensor | None:
-    if x is None:
-        return None
-    if not isinstance(x, Tensor):
-        raise T2AVError(f"{what} must be a torch.Tensor of shape (frames, {channels})")
-    if x.dim() == 3 and x.shape[0] == 1:
-        x = x[0]
-    if x.dim() != 2 or x.shape[1] != channels or x.shape[0] < min_frames:
-        raise T2AVError(f"{what} must have shape (frames >= {min_frames}, {channels}), got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise T2AVError(f"{what} contains NaN or infinite values")
-    return x.float().cpu()
-
-
-def _history(frames: Tensor, n_frames: int, ctx_patches: int, patch: int) -> Tensor:
-    """Last ``ctx_patches`` patches of frames[:n_frames] (last one zero-padded), channels-first, right-aligned."""
-    cond = torch.zeros(1, frames.shape[1], ctx_patches * patch)
-    if n_frames <= 0:
-        return cond
-    hist = frames[:n_frames]
-    pad = (-n_frames) % patch
-    hist = torch.cat([hist, hist.new_zeros(pad, hist.shape[1])])
-    k = min(ctx_patches, hist.shape[0] // patch)
-    cond[0, :, cond.shape[2] - k * patch:] = hist[hist.shape[0] - k * patch:].T
-    return cond
-
-
-def _prepare_reference(model: TalkerT2AV, voice: Tensor, face_motion: Tensor, ref_audio: Tensor | None,
-                       s: GenerationSettings) -> _Reference:
-    cfg = model.cfg
-    P = cfg.patch_size
-    dev, dt = model.task_embedding.weight.device, model.task_embedding.weight.dtype
-    speaker = voice.reshape(-1) if isinstance(voice, Tensor) else None
-    if speaker is None or speaker.shape[0] != cfg.speaker_dim or not torch.isfinite(speaker).all():
-        raise T2AVError(f"voice must be a finite speaker embedding of {cfg.speaker_dim} values "
-                        f"(from the speaker encoder), got {None if speaker is None else tuple(voice.shape)}")
-    raw = _check_matrix(face_motion, cfg.motion_dim, "face_motion (raw reference motion codes)")
-    ref_audio = _check_matrix(ref_audio, cfg.speech_dim, "ref_audio_latents", min_frames=0)
-
-    mean, std = motion_stats()
-    norm = normalize_motion(raw, mean, std)
-    used = norm.to(torch.bfloat16).float() if s.round_reference_bf16 else norm
-    motion_len = (raw.shape[0] // P) * P
-    speech_len = 0 if ref_audio is None else ref_audio.shape[0]
-    # the prefix needs reference audio; without it the run is identity-only driven (voice + first frame)
-    prefix_frames = 0
-    if ref_audio is not None and speech_len > 0:
-        prefix_frames = (max(0, min(int(s.prefix_seconds * FRAME_RATE), motion_len)) // P) * P
-    pp = prefix_frames // P
-
-    tokens = None
-    if pp:
-        with torch.no_grad():
-            sp = model.projector_speech(ref_audio[:prefix_frames].to(dev, dt))
-            mo = model.projector_motion(used[:prefix_frames].to(dev, dt))
-            # frames past the end of a stream enter as zero vectors *after* projection (as the reference does)
-            sp = torch.cat([sp, sp.new_zeros(prefix_frames - sp.shape[0], sp.shape[1])])
-            tokens = (model.speech_patch_encoder(sp.view(1, pp, P, -1))
-                      + model.motion_patch_encoder(mo.view(1, pp, P, -1)))
-            if s.task_tag == "first_patch":
-                tokens[:, 0] = tokens[:, 0] + model.task_embedding.weight[1]  # "speech + video" tag, first patch only
-    sp_hist = min(prefix_frames, speech_len)
-    prefix_audio = torch.zeros(prefix_frames, cfg.speech_dim)
-    if sp_hist:
-        prefix_audio[:sp_hist] = ref_audio[:sp_hist]
-    return _Reference(
-        speaker=speaker.float().reshape(1, -1).to(dev, dt),
-        first_motion=used[:1].to(dev, dt),
-        prefix_tokens=tokens,
-        speech_history=_history(ref_audio if ref_audio is not None else torch.zeros(0, cfg.speech_dim),
-                                sp_hist, cfg.context_patches, P).to(dev, dt),
-        motion_history=_history(used, prefix_frames, cfg.context_patches, P).to(dev, dt),
-        prefix_audio=prefix_audio,
-        prefix_motion=norm[:prefix_frames],
-        prefix_patches=pp,
-        speech_len=speech_len,
-        motion_len=max(motion_len, P),
-    )
-
-
 def step_budget(settings: GenerationSettings, n_prompt_ids: int, prefix_patches: int, speech_len: int,
                 motion_len: int, patch: int = 4, template_ids: int = TEMPLATE_IDS) -> int:
     """Maximum number of generated patches (the stop head usually ends the run earlier).
@@ -248,7 +153,7 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
                       given_motion: Tensor | None = None, callback: ProgressFn | None = None,
                       ref_audio_latents: Tensor | None = None, seeds: list[int | None] | None = None,
                       noise: list | None = None, trace: dict | None = None,
-                      template_ids: int = TEMPLATE_IDS) -> list[AVLatents]:
+                      template_ids: int = TEMPLATE_IDS, condition_motion: Tensor | None = None) -> list[AVLatents]:
     """Run one prompt for several seeds as one batch; returns one AVLatents per seed.
 
     prompt_ids: (1, s0) or (s0,) ids of the prompt up to the first speech placeholder, of which
@@ -261,6 +166,8 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
     callback(done, total) is called after every patch, and with (n, n) when the stop head ends the run early at
     n patches, so a progress bar always finishes; raising in it (e.g. GenerationCancelled) stops the run.
     trace: if a dict, receives the intermediate tensors of sample 0 (for debugging and parity tests).
+    condition_motion: raw (40,) motion that conditions the motion head instead of face_motion's first frame
+    (a long script's chunks keep the face's own frame; see t2av_core.longform).
     """
     s = settings or GenerationSettings()
     cfg = model.cfg
@@ -284,9 +191,9 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
         """Standard-normal noise (B, ...) on the model's device: each sample's rows from its own generator."""
         return torch.cat([n.draw((1, *shape[1:]), dev) for n in noise])
 
-    ref = _prepare_reference(model, voice, face_motion, ref_audio_latents, s)
-    given_audio = _check_matrix(given_audio, cfg.speech_dim, "given_audio (audio latents)")
-    given_motion = _check_matrix(given_motion, cfg.motion_dim, "given_motion (raw motion codes)")
+    ref = prepare_reference(model, voice, face_motion, ref_audio_latents, s, condition_motion)
+    given_audio = check_matrix(given_audio, cfg.speech_dim, "given_audio (audio latents)")
+    given_motion = check_matrix(given_motion, cfg.motion_dim, "given_motion (raw motion codes)")
     if given_motion is not None:  # not bf16-rounded: that quirk belongs to the reference-file path only
         given_motion = normalize_motion(given_motion)
     driven = given_audio if given_audio is not None else given_motion
@@ -402,8 +309,8 @@ def generate_av(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face_motio
                 settings: GenerationSettings | None = None, given_audio: Tensor | None = None,
                 given_motion: Tensor | None = None, callback: ProgressFn | None = None,
                 ref_audio_latents: Tensor | None = None, noise=None, trace: dict | None = None,
-                template_ids: int = TEMPLATE_IDS) -> AVLatents:
+                template_ids: int = TEMPLATE_IDS, condition_motion: Tensor | None = None) -> AVLatents:
     """One sample (seed from ``settings.seed``, or an explicit noise source). See ``generate_av_batch``."""
     return generate_av_batch(model, prompt_ids, voice, face_motion, settings, given_audio, given_motion, callback,
                              ref_audio_latents, noise=None if noise is None else [noise], trace=trace,
-                             template_ids=template_ids)[0]
+                             template_ids=template_ids, condition_motion=condition_motion)[0]

@@ -21,6 +21,8 @@ FINE_HOP = 160                                # 10 ms analysis grid
 HOP = SAMPLE_RATE // FRAME_RATE               # 640 samples per latent frame
 FINE_PER_FRAME = HOP // FINE_HOP              # 4
 LOG_FLOOR = 1e-4
+WINDOW_FRAMES = 250                           # 10 s decoded at a time
+OVERLAP_FRAMES = 5                            # 0.2 s cross-faded on each side of a window join
 
 
 def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, f_min: float = 40.0) -> torch.Tensor:
@@ -68,8 +70,30 @@ class MelCodec:
         return (self.log_mel(wave) - self.mean) / self.std
 
     def decode(self, latents: torch.Tensor, progress: ProgressFn | None = None) -> torch.Tensor:
+        """(T, 32) -> (T * 640,) wave. Long clips are decoded in windows of WINDOW_FRAMES latent frames that
+        overlap by OVERLAP_FRAMES and are cross-faded, so memory stays flat however long the clip is."""
         if latents.ndim != 2 or latents.shape[1] != AUDIO_LATENT_DIM:
             raise T2AVError(f"MelCodec.decode expects latents (T, {AUDIO_LATENT_DIM}), got {tuple(latents.shape)}")
+        frames = latents.shape[0]
+        starts = [0]  # a window reaching the end is the last one, so every cross-fade has two full sides
+        while starts[-1] + WINDOW_FRAMES + OVERLAP_FRAMES < frames:
+            starts.append(starts[-1] + WINDOW_FRAMES)
+        out = torch.zeros(frames * HOP)
+        for n, start in enumerate(starts):
+            lo, hi = max(0, start - OVERLAP_FRAMES), min(frames, start + WINDOW_FRAMES + OVERLAP_FRAMES)
+            wave = self._griffin_lim(latents[lo:hi])
+            weight = torch.ones(wave.numel())
+            fade = OVERLAP_FRAMES * 2 * HOP  # each overlap region is shared by two windows
+            if lo > 0:  # fade in over the overlap with the previous window
+                weight[:fade] = torch.linspace(0.0, 1.0, fade)
+            if hi < frames:
+                weight[-fade:] = torch.linspace(1.0, 0.0, fade)
+            out[lo * HOP: hi * HOP] += wave * weight
+            if progress is not None:
+                progress(n + 1, len(starts))
+        return out.clamp(-1.0, 1.0)
+
+    def _griffin_lim(self, latents: torch.Tensor) -> torch.Tensor:
         frames = latents.shape[0]
         log_mel = latents.float() * self.std + self.mean                           # (T, 32)
         fine = torch.nn.functional.interpolate(log_mel.T[None], scale_factor=FINE_PER_FRAME, mode="linear",
@@ -81,12 +105,10 @@ class MelCodec:
         generator = torch.Generator().manual_seed(0)
         phase = torch.exp(2j * math.pi * torch.rand(magnitude.shape, generator=generator))
         pad = magnitude.shape[1] * FINE_HOP - length
-        for step in range(self.iters):
+        for _ in range(self.iters):
             wave = torch.istft(magnitude * phase, N_FFT, FINE_HOP, window=self.window, center=True,
                                length=length + pad)
             rebuilt = self._stft(wave)[:, : magnitude.shape[1]]
             phase = rebuilt / rebuilt.abs().clamp_min(1e-8)
-            if progress is not None:
-                progress(step + 1, self.iters)
-        wave = torch.istft(magnitude * phase, N_FFT, FINE_HOP, window=self.window, center=True, length=length)
-        return wave.clamp(-1.0, 1.0).float()
+        return torch.istft(magnitude * phase, N_FFT, FINE_HOP, window=self.window, center=True,
+                           length=length).float()

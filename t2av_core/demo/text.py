@@ -34,6 +34,7 @@ class DemoTokenizer:
 
     vocab_size = VOCAB_SIZE
     template_ids = 2  # BEGIN and SPEAK: the prompt ids that are not text
+    max_text_chars = MAX_TEXT_CHARS  # a long script is planned in chunks of at most this (t2av_core.longform)
 
     def text_ids(self, text: str) -> list[int]:
         return [_IDS.get(ch, UNKNOWN) for ch in " ".join(text.lower().split())]

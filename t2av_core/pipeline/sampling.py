@@ -51,22 +51,35 @@ def sample_av(model, text: TextCondition, voice: VoiceCondition, face: FaceCondi
     fixed, speech drawn); a given stream sets the length. ``progress(done, total)`` is called once per
     patch; raising in it stops the run. Returns the core ``AVLatents``, prefix included."""
     require_loaded(model, "talker")
-    generator = family_of(model)
-    check_fit("tokenizer", text.family, "generator", generator, "the prompt")
-    check_fit("speaker encoder", voice.family, "generator", generator, "the voice")
-    check_fit("video model", face.family, "generator", generator, "the face")
+    generator = check_conditions(model, voice, face, text)
     check_prompt_ids(text.prompt_ids, model)
     settings = make_settings(parts, seed, max_seconds, prefix_seconds)
-    prefix = int(prefix_seconds * FRAME_RATE) // PATCH_FRAMES * PATCH_FRAMES
-    if prefix and voice.audio_latents is None:
-        raise T2AVError("prefix_seconds > 0 needs the reference audio latents: encode the voice with the audio "
-                        "VAE connected, or set prefix_seconds to 0")
-    if motion is not None:
-        face_motion = check_stream(motion, MOTION_LATENT_DIM, "reference motion")
-    else:  # the motion head's condition is the face itself; a prefix then holds the still face
-        face_motion = face.motion[None].expand(max(prefix, 1), -1)
+    face_motion = reference_motion_of(voice, face, motion, prefix_seconds)
     av = generate_av(model, text.prompt_ids, voice.speaker, face_motion, settings,
                      given_audio=given_audio, given_motion=given_motion, callback=progress,
                      ref_audio_latents=voice.audio_latents, template_ids=text.template_ids)
     av.family = generator  # the decoders check they fit it
     return av
+
+
+def check_conditions(model, voice: VoiceCondition, face: FaceCondition, text: TextCondition | None = None) -> str:
+    """The generator's family, once every condition was found to fit it (see pipeline.compat)."""
+    generator = family_of(model)
+    if text is not None:
+        check_fit("tokenizer", text.family, "generator", generator, "the prompt")
+    check_fit("speaker encoder", voice.family, "generator", generator, "the voice")
+    check_fit("video model", face.family, "generator", generator, "the face")
+    return generator
+
+
+def reference_motion_of(voice: VoiceCondition, face: FaceCondition, motion: torch.Tensor | None,
+                        prefix_seconds: float) -> torch.Tensor:
+    """The raw reference motion a generation reads: ``motion`` when given, else the still face (its first frame
+    conditions the motion head; a prefix then holds the still face). A prefix needs the voice's latents."""
+    prefix = int(prefix_seconds * FRAME_RATE) // PATCH_FRAMES * PATCH_FRAMES
+    if prefix and voice.audio_latents is None:
+        raise T2AVError("prefix_seconds > 0 needs the reference audio latents: encode the voice with the audio "
+                        "VAE connected, or set prefix_seconds to 0")
+    if motion is not None:
+        return check_stream(motion, MOTION_LATENT_DIM, "reference motion")
+    return face.motion[None].expand(max(prefix, 1), -1)
