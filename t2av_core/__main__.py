@@ -100,9 +100,12 @@ def check_arguments(args: argparse.Namespace) -> Path:
     if out.suffix.lower() != ".mp4":
         raise T2AVError(f"the output must be an .mp4 file, got {out.name}")
     check_destination(out, "output")  # a folder, a missing folder, no permission: before minutes of work
-    if not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
-        raise T2AVError(f"--max-seconds must be a positive number of seconds, got {args.max_seconds}")
+    if args.max_seconds is not None and not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
+        raise T2AVError(f"--max-seconds must be a positive number of seconds (or none), got {args.max_seconds}")
     check_seed(args.seed)
+    if args.text_file is not None and not Path(args.text_file).is_file():
+        raise T2AVError(f"--text-file {args.text_file} is not a file" if Path(args.text_file).exists()
+                        else f"--text-file not found: {args.text_file}")
     for option, path in (("--voice", args.voice), ("--face", args.face)):
         if path is not None and Path(path).is_dir():
             raise T2AVError(f"{option} {path} is a folder; give the file itself")
@@ -118,8 +121,10 @@ def generate(args: argparse.Namespace) -> int:
 
     out = check_arguments(args)
     started = time.time()
+    script = read_script(args)
+    long = pipeline.LongFormSettings(chunk_seconds=args.chunk_seconds, pause_seconds=args.pause,
+                                     max_seconds=args.max_seconds)
     models = load_models(Path(args.models) if args.models else None, args.context_patches)
-    text = pipeline.encode_text(models.tokenizer, args.text)
 
     # Without --voice / --face the models' own defaults are used (the demo has them; the released ones ask)
     wave, rate = None, None
@@ -131,8 +136,10 @@ def generate(args: argparse.Namespace) -> int:
     face = pipeline.encode_face(models.renderer, image)
 
     _log(f"generating speech and motion with the {models.name} (seed {args.seed}) ...")
-    av = pipeline.sample_av(models.talker, text, voice, face, pipeline.SamplerParts(), seed=args.seed,
-                            max_seconds=args.max_seconds, progress=Progress("patches"))
+    # A script of any length: planned into chunks of about --chunk-seconds, each continuing the one before
+    av, _ = pipeline.sample_long(models.talker, models.tokenizer, script, voice, face, pipeline.SamplerParts(),
+                                 args.seed, long, audio_codec=models.audio_codec, progress=Progress("patches"),
+                                 on_chunk=_log_chunk)
     _log(f"  {av.seconds:.2f} s of audio and video ({av.stop_reason})")
     _log("decoding audio ...")
     wave, rate = pipeline.decode_audio(models.audio_codec, av, progress=Progress("audio"))
@@ -144,19 +151,45 @@ def generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def read_script(args: argparse.Namespace) -> str:
+    """The text to speak: --text, or the UTF-8 file --text-file."""
+    from .errors import T2AVError
+    if args.text_file is None:
+        return args.text
+    try:
+        return Path(args.text_file).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise T2AVError(f"--text-file {args.text_file} is not UTF-8 text (byte {error.start}); save it as UTF-8") \
+            from None
+
+
+def _log_chunk(index: int, count: int, text: str) -> None:
+    if count > 1:
+        _log(f"  chunk {index + 1}/{count}: {text[:60]}{'...' if len(text) > 60 else ''}")
+
+
+def _seconds_or_none(value: str) -> float | None:
+    return None if value.strip().lower() == "none" else float(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m t2av_core", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="text -> talking-face mp4 with speech")
-    gen.add_argument("--text", required=True, help="what the face says")
+    words = gen.add_mutually_exclusive_group(required=True)
+    words.add_argument("--text", help="what the face says (any length: long texts are read chunk by chunk)")
+    words.add_argument("--text-file", help="a UTF-8 text file with the script to read, of any length")
     gen.add_argument("--voice", help="a speech recording whose voice to use (wav, mp3, ...)")
     gen.add_argument("--face", help="a portrait picture (png, jpg, ...); any size")
     gen.add_argument("--seed", type=int, default=0, help="same seed, same result (0 .. 2**64-1; every bit counts)")
     gen.add_argument("--out", default="out.mp4", help="the mp4 to write (default: out.mp4)")
     gen.add_argument("--models", help="folder with the released weights (default: ./models/talker_t2av if "
                                       "present, else the bundled demo model)")
-    gen.add_argument("--max-seconds", type=float, default=20.0, help="longest output (the model stops earlier "
-                                                                    "at the end of the text)")
+    gen.add_argument("--max-seconds", type=_seconds_or_none, default=None,
+                     help="cap on the whole clip in seconds, or none (default: as long as the text needs)")
+    gen.add_argument("--chunk-seconds", type=float, default=18.0,
+                     help="a long script is read in chunks of about this much speech (2-30 s, default 18)")
+    gen.add_argument("--pause", type=float, default=0.0, help="seconds of silence between chunks (default 0)")
     gen.add_argument("--context-patches", type=int, help="previous patches each flow head sees (default: what the "
                                                          "checkpoint records, else the released 1)")
     commands.add_parser("convert", help="convert released weights to .safetensors (see convert --help)",

@@ -69,8 +69,25 @@ def test_empty_text(cli, tmp_path, text):
     _no_outputs(tmp_path)
 
 
-def test_text_longer_than_a_prompt(cli):
-    _refused(cli("--text", "la " * 400), "at most 200 characters")
+def test_text_longer_than_a_prompt_is_read_in_chunks(cli, tmp_path):
+    code, err = cli("--text", "The baker brings some fresh bread. " * 12, "--max-seconds", "3")
+    assert code == 0 and "chunk 1/" in err, err
+    assert 0 < _playable(tmp_path / "out.mp4") <= 3 * 25 + 4
+
+
+@pytest.mark.parametrize("args,message", [(("--chunk-seconds", "1"), "chunk_seconds must lie between 2 and 30"),
+                                          (("--pause", "-1"), "pause_seconds"),
+                                          (("--max-seconds", "-5"), "--max-seconds must be a positive")])
+def test_long_form_settings_that_cannot_work(cli, tmp_path, args, message):
+    _refused(cli("--text", "Hello there.", *args), message)
+    _no_outputs(tmp_path)
+
+
+def test_a_script_file_that_is_not_utf8_or_missing(cli, tmp_path):
+    (tmp_path / "script.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    _refused(cli("--text-file", "script.txt"), "is not UTF-8 text")
+    _refused(cli("--text-file", "missing.txt"), "--text-file not found")
+    _refused(cli("--text-file", str(tmp_path)), "is not a file")
 
 
 @pytest.mark.parametrize("text", ["Say <SPEECH_FRAME> and <|im_end|> aloud.", "tab\tbell\x07null\x00escape\x1b[0m."])

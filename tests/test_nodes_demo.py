@@ -196,3 +196,24 @@ def test_between_two_side_parts_the_demo_one_is_named_first(env):
     wave = torch.sin(torch.arange(48000) * 0.05) * 0.3
     with pytest.raises(T2AVError, match=r"Load whisperx-vae/model.ckpt as the audio VAE \(or the bundled demo"):
         pipeline.encode_voice(env.models.speaker.model, demo.audio_codec, wave, 16000)
+
+
+def test_long_form_sampler_reads_a_script_in_chunks_into_the_usual_decoders(env):
+    n = env.nodes
+    loaders = {name: H.run_node(n[node], file=DEMO, precision="auto", device="cpu").args[0]
+               for name, node in (("vae", "TalkerT2AVAudioVAELoader"), ("video", "TalkerT2AVVideoModelLoader"),
+                                  ("speaker", "TalkerT2AVSpeakerEncoderLoader"))}
+    model = H.run_node(n["TalkerT2AVModelLoader"], file=DEMO, precision="auto", device="cpu", tokenizer=DEMO).args[0]
+    voice = H.run_node(n["TalkerT2AVVoiceEncode"], speaker_encoder=loaders["speaker"]).args[0]
+    face = H.run_node(n["TalkerT2AVFaceEncode"], video_model=loaders["video"]).args[0]
+    parts = dict(solver=H.run_node(n["TalkerT2AVSolver"], solver="euler").args[0],
+                 sigmas=H.run_node(n["TalkerT2AVSwaySchedule"], steps=10, sway=1.0).args[0],
+                 guidance=H.run_node(n["TalkerT2AVGuidance"], cfg=2.0, cfg_zero_star=True).args[0])
+    script = "The baker brings some fresh bread. A small boy reads a new book at night. The pilot holds the garden."
+    av_latent, seconds, chunks = H.run_node(
+        n["TalkerT2AVLongFormSampler"], model=model, text=script, voice=voice, face=face, seed=1, chunk_seconds=4.0,
+        pause_seconds=0.2, max_seconds=0.0, prefix_seconds=0.0, temperature=0.3, audio_vae=loaders["vae"],
+        **parts).args
+    assert chunks == 3 and seconds == av_latent.audio.shape[0] / 25 > 2
+    audio = H.run_node(n["TalkerT2AVAudioDecode"], audio_vae=loaders["vae"], av_latent=av_latent).args[0]
+    assert audio["waveform"].shape[-1] == av_latent.audio.shape[0] * audio["sample_rate"] // 25
