@@ -19,7 +19,7 @@ API = sorted((WORKFLOWS / "api").glob("*.json"))
 UI = sorted(WORKFLOWS.glob("*.json"))
 # The template browser shows a pack's file names as the cards' titles, so they are written to be read.
 MODES = {"text to talking video", "talking video from your audio", "dub a video", "continue a clip",
-         "try the demo (no download)"}
+         "read a long script", "try the demo (no download)"}
 DEMO = "bundled demo (no download)"
 
 
@@ -39,7 +39,7 @@ def test_every_mode_ships_as_a_ui_template_with_an_api_twin():
 def _fast(prompt: dict) -> dict:
     """The shipped settings, shortened so the tiny models render a few frames on a CPU."""
     for node in prompt.values():
-        if node["class_type"] == "TalkerT2AVSampler":
+        if node["class_type"] in ("TalkerT2AVSampler", "TalkerT2AVLongFormSampler"):
             node["inputs"]["max_seconds"] = 0.32
             node["inputs"]["prefix_seconds"] = min(node["inputs"]["prefix_seconds"], 0.16)
     return prompt
@@ -68,7 +68,8 @@ def test_api_workflow_runs_end_to_end_and_writes_a_synchronised_mp4(parity_dir, 
     fps, frames, audio_seconds = _streams(mp4)
     assert fps == 25 and frames == info.frames >= 4
     assert round(audio_seconds * 25) == frames  # audio as long as the video, to the frame
-    sampler_id = next(i for i, n in prompt.items() if n["class_type"] == "TalkerT2AVSampler")
+    sampler_id = next(i for i, n in prompt.items()
+                      if n["class_type"] in ("TalkerT2AVSampler", "TalkerT2AVLongFormSampler"))
     av_latent = done[sampler_id].args[0]
     assert av_latent.audio.shape[0] == frames  # every latent frame became one video frame
 
