@@ -96,7 +96,9 @@ class Attention(nn.Module):
         self.k_norm = RMSNorm(cfg.head_dim, cfg.eps)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, positions: Tensor, mask: Tensor | None,
-                cache: KVCache | None = None) -> Tensor:
+                cache: KVCache | None = None, valid: int | None = None) -> Tensor:
+        """``valid``: how many cached positions hold keys (attention reads only those); None reads the whole
+        cache under ``mask`` (static shapes, for a captured step)."""
         B, L, _ = x.shape
         q = self.q_norm(self.q_proj(x).view(B, L, self.n_heads, self.head_dim)).transpose(1, 2)
         k = self.k_norm(self.k_proj(x).view(B, L, self.n_kv_heads, self.head_dim)).transpose(1, 2)
@@ -104,12 +106,14 @@ class Attention(nn.Module):
         q, k = rotate_half_split(q, cos, sin), rotate_half_split(k, cos, sin)
         if cache is not None:
             k, v = cache.update(positions, k, v)
-        group = self.n_heads // self.n_kv_heads  # query head h reads key/value head h // group
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            if valid is not None:
+                k, v = k[:, :, :valid], v[:, :, :valid]
+        # grouped-query attention: query head h reads key/value head h // (n_heads / n_kv_heads), without
+        # copying the keys and values once per query head
+        if mask is None and cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
         return self.o_proj(y.transpose(1, 2).reshape(B, L, self.n_heads * self.head_dim))
 
 
@@ -133,8 +137,8 @@ class DecoderLayer(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, positions: Tensor, mask: Tensor | None,
-                cache: KVCache | None = None) -> Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, positions, mask, cache)
+                cache: KVCache | None = None, valid: int | None = None) -> Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, positions, mask, cache, valid)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -165,14 +169,18 @@ class Qwen3Model(nn.Module):
         device = inputs_embeds.device
         positions = torch.arange(L, device=device) + start_pos
         cos, sin = self.rotary(positions, inputs_embeds.dtype)
-        mask, layer_caches = None, [None] * len(self.layers)
+        mask, valid, layer_caches = None, None, [None] * len(self.layers)
         if cache is not None:
-            if isinstance(start_pos, int) and start_pos + L > cache.max_len:
-                raise ValueError(f"KV cache holds {cache.max_len} positions, asked for {start_pos + L}")
-            # query at position p sees cached keys 0..p; later slots (unwritten or stale) are masked out
-            mask = positions[:, None] >= torch.arange(cache.max_len, device=device)[None, :]
             layer_caches = cache.layers
+            if isinstance(start_pos, int):  # eager: read only the positions written so far
+                valid = start_pos + L
+                if valid > cache.max_len:
+                    raise ValueError(f"KV cache holds {cache.max_len} positions, asked for {valid}")
+                if L > 1:  # query at position p sees keys 0..p (one new position sees them all)
+                    mask = positions[:, None] >= torch.arange(valid, device=device)[None, :]
+            else:  # a position tensor (a captured step): the whole fixed-size cache, later slots masked out
+                mask = positions[:, None] >= torch.arange(cache.max_len, device=device)[None, :]
         x = inputs_embeds
         for layer, layer_cache in zip(self.layers, layer_caches):
-            x = layer(x, cos, sin, positions, mask, layer_cache)
+            x = layer(x, cos, sin, positions, mask, layer_cache, valid)
         return self.norm(x)
