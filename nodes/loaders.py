@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import os
 
 import torch
@@ -21,6 +22,7 @@ from .host import io
 from .types import (CATEGORY, DEVICE_TOOLTIP, PRECISION_TOOLTIP, AudioVAE, SpeakerModel, ModelHandle,
                     TalkerModel, VideoModel)
 
+_log = logging.getLogger(__name__)
 DEVICES = ["default", "cpu"]
 FROM_CHECKPOINT = "from checkpoint"
 CONTEXT_CHOICES = [FROM_CHECKPOINT, "1", "2", "3", "4"]
@@ -91,6 +93,7 @@ def _load(loader, file: str, precision: str, device: str, side_model: bool):
     """Build the module on the CPU at the chosen precision, then let ComfyUI move it when it is used."""
     target = host.compute_device(device)
     dtype = pipeline.model_dtype(precision, target, side_model)
+    _log.info("Talker-T2AV %s on %s: %s", file, target, pipeline.describe_precision(precision, target, side_model))
     model = loader(_model_path(file), device="cpu", dtype=dtype)
     module = pipeline.torch_module(model)
     if module is None:

@@ -69,7 +69,8 @@ def load_models(models_dir: Path | None, context_patches: int | None = None) -> 
     if folder is not None:
         from . import pipeline
         files = released_files(folder)
-        _log(f"loading the released Talker-T2AV weights from {folder} ...")
+        _log(f"loading the released Talker-T2AV weights from {folder} (generator in "
+             f"{pipeline.describe_precision('auto', 'cpu')}) ...")
         m = pipeline.load_models(**{k: str(v) for k, v in files.items()}, context_patches=context_patches)
         for note in m.talker.config_notes:
             _log(f"  {note}")

@@ -8,8 +8,14 @@ from t2av_core import pipeline
 from t2av_core.errors import T2AVError
 
 
-def test_precision_choices():
-    assert pipeline.resolve_dtype("auto", "cpu") == torch.float32
+def test_precision_choices(monkeypatch):
+    from t2av_core.pipeline import loading
+    for accelerates, expected in ((False, torch.float32), (True, torch.bfloat16)):  # AVX2-only / AMX CPUs
+        monkeypatch.setattr(loading, "cpu_accelerates_bf16", lambda: accelerates)
+        assert pipeline.resolve_dtype("auto", "cpu") == expected
+        assert pipeline.model_dtype("auto", "cpu", side_model=True) == torch.float32  # never the side models
+        assert pipeline.describe_precision("auto", "cpu").startswith("fp32" if not accelerates else "bf16")
+    assert pipeline.describe_precision("fp16", "cpu") == "fp16 (as chosen)"
     assert pipeline.resolve_dtype("bf16", "cpu") == torch.bfloat16
     assert pipeline.resolve_dtype("fp16", "cuda") == torch.float16
     with pytest.raises(T2AVError, match="precision must be one of"):

@@ -25,7 +25,7 @@ from .conditions import (MAX_REFERENCE_FRAMES, PATCH_FRAMES, FaceCondition, Samp
 from .decoding import JOIN_LENGTHS, av_streams, decode_audio, decode_video, join_av, mux, render_frames, trim_av
 from .encoding import (default_face_image, default_voice, encode_audio, encode_face, encode_text, encode_voice,
                        frames_at_25fps, reference_motion, to_mono)
-from .loading import (PRECISIONS, Models, load_audio_codec, load_models, load_renderer, load_speaker_encoder,
+from .loading import (PRECISIONS, Models, cpu_accelerates_bf16, describe_precision, load_audio_codec, load_models, load_renderer, load_speaker_encoder,
                       load_talker, load_tokenizer, model_dtype, resolve_dtype, torch_module)
 from .longform import ChunkResult, LongFormSettings, plan_script, sample_long
 from .sampling import SOLVERS, make_settings, sample_av, sway_sigmas
@@ -37,5 +37,5 @@ __all__ = [
     "encode_face", "encode_text", "encode_voice", "frames_at_25fps", "join_av", "load_audio_codec", "load_models",
     "load_renderer", "load_speaker_encoder", "load_talker", "load_tokenizer", "make_settings", "model_dtype", "mux",
     "reference_motion", "render_frames", "resolve_dtype", "sample_av", "sway_sigmas", "to_mono", "torch_module",
-    "trim_av", "JOIN_LENGTHS", "ChunkResult", "LongFormSettings", "plan_script", "sample_long",
+    "trim_av", "JOIN_LENGTHS", "cpu_accelerates_bf16", "describe_precision", "ChunkResult", "LongFormSettings", "plan_script", "sample_long",
 ]
