@@ -13,6 +13,7 @@ Several seeds run as one batch (same prompt and references, independent noise).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from .sampling import SOLVERS, CFGGuidance, CustomSchedule, FlowSampler, NoiseSo
 from .sampling.noise import check_seed
 from .text.prompt import TEMPLATE_IDS
 
-__all__ = ["GenerationSettings", "AVLatents", "generate_av", "generate_av_batch", "GenerationCancelled",
-           "step_budget"]
+__all__ = ["GenerationSettings", "AVLatents", "Request", "generate_av", "generate_av_batch", "generate_requests",
+           "GenerationCancelled", "step_budget"]
 
 @dataclass
 class GenerationSettings:
@@ -147,86 +148,101 @@ def _given(x: Tensor | None, n_steps: int, P: int, dev, dt) -> Tensor | None:
     return x.view(n_steps, P, -1).transpose(1, 2).to(dev, dt)
 
 
-@torch.no_grad()
-def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face_motion: Tensor,
-                      settings: GenerationSettings | None = None, given_audio: Tensor | None = None,
-                      given_motion: Tensor | None = None, callback: ProgressFn | None = None,
-                      ref_audio_latents: Tensor | None = None, seeds: list[int | None] | None = None,
-                      noise: list | None = None, trace: dict | None = None,
-                      template_ids: int = TEMPLATE_IDS, condition_motion: Tensor | None = None) -> list[AVLatents]:
-    """Run one prompt for several seeds as one batch; returns one AVLatents per seed.
+@dataclass
+class Request:
+    """One sample of a batch: its prompt, voice and face, and where its noise comes from.
 
-    prompt_ids: (1, s0) or (s0,) ids of the prompt up to the first speech placeholder, of which
-    ``template_ids`` are chat template rather than text (the tokenizer's ``template_ids``; 12 for Qwen3's).
-    voice: speaker embedding (256,). face_motion: raw reference motion (frames >= 1, 40); frame 0 conditions
-    the motion head. ref_audio_latents: reference audio latents (frames, 32) for the prefix (prefix only
-    happens when given). given_audio / given_motion (frames, 32) / raw (frames, 40): drive one stream.
-    seeds: whole numbers in 0 .. 2**64 - 1, or None for a random seed (reported in ``AVLatents.seed``).
-    noise: per-sample noise sources (overrides seeds), e.g. ``RecordedNoise`` for exact replays.
-    callback(done, total) is called after every patch, and with (n, n) when the stop head ends the run early at
-    n patches, so a progress bar always finishes; raising in it (e.g. GenerationCancelled) stops the run.
+    prompt_ids: (1, s0) or (s0,) ids of the prompt up to the first speech placeholder, of which ``template_ids``
+    are chat template rather than text (the tokenizer's ``template_ids``; 12 for Qwen3's). voice: speaker
+    embedding (256,). face_motion: raw reference motion (frames >= 1, 40); frame 0 conditions the motion head
+    (or ``condition_motion`` (40,) when given: a long script's chunks keep the face's own frame).
+    ref_audio_latents: reference audio latents (frames, 32) for the prefix (a prefix happens only with them).
+    seed: a whole number in 0 .. 2**64 - 1, or None for a random one (reported in ``AVLatents.seed``); ``noise``
+    (a source with draw(shape, device)), e.g. ``RecordedNoise`` for exact replays, overrides it.
+    """
+    prompt_ids: Tensor
+    voice: Tensor
+    face_motion: Tensor
+    ref_audio_latents: Tensor | None = None
+    seed: int | None = 0
+    noise: Any = None
+    template_ids: int = TEMPLATE_IDS
+    condition_motion: Tensor | None = None
+    prefix_seconds: float | None = None  # this sample's reference prefix; None: the settings' prefix_seconds
+
+
+@torch.no_grad()
+def generate_requests(model: TalkerT2AV, requests: list[Request], settings: GenerationSettings | None = None,
+                      given_audio: Tensor | None = None, given_motion: Tensor | None = None,
+                      callback: ProgressFn | None = None, trace: dict | None = None) -> list[AVLatents]:
+    """Generate several samples as one batch (different prompts, voices and faces), one AVLatents each.
+
+    Prompts of different lengths are left-padded, and the padding is masked out of attention while each sample's
+    positions count from its own first id, so every sample gets what it would get alone (up to the rounding of
+    matrix products of another batch size). Each sample stops on its own (the stop head or its own length
+    budget); finished samples keep running until the last one ends, and their extra patches are discarded.
+    given_audio / given_motion (frames, 32) / raw (frames, 40): drive one stream of every sample.
+    callback(done, total) is called after every patch, and with (n, n) when the run ends early at n patches, so
+    a progress bar always finishes; raising in it (e.g. GenerationCancelled) stops the run.
     trace: if a dict, receives the intermediate tensors of sample 0 (for debugging and parity tests).
-    condition_motion: raw (40,) motion that conditions the motion head instead of face_motion's first frame
-    (a long script's chunks keep the face's own frame; see t2av_core.longform).
     """
     s = settings or GenerationSettings()
     cfg = model.cfg
     P = cfg.patch_size
     dev, dt = model.task_embedding.weight.device, model.task_embedding.weight.dtype
+    if not requests:
+        raise T2AVError("need at least one sample")
     if given_audio is not None and given_motion is not None:
         raise T2AVError("give either given_audio (audio-driven) or given_motion (dubbing), not both")
-    ids = prompt_ids.reshape(-1) if isinstance(prompt_ids, Tensor) else None
-    if ids is None or ids.numel() == 0 or ids.dtype not in (torch.int64, torch.int32):
-        raise T2AVError("prompt_ids must be a non-empty LongTensor of token ids (build it with t2av_core.text.prompt)")
-    if int(ids.min()) < 0 or int(ids.max()) >= cfg.backbone.vocab:
-        raise T2AVError(f"prompt_ids must lie in [0, {cfg.backbone.vocab}); got {int(ids.min())}..{int(ids.max())}")
-    if noise is None:
-        noise = [NoiseSource(seed) for seed in (seeds if seeds is not None else [s.seed])]
-    B = len(noise)
-    if B < 1:
-        raise T2AVError("need at least one seed")
+    B = len(requests)
+    ids = [_checked_ids(r.prompt_ids, cfg.backbone.vocab) for r in requests]
+    noise = [r.noise if r.noise is not None else NoiseSource(r.seed) for r in requests]
     sampler = s.sampler()
 
-    def draw(shape: tuple[int, ...]) -> Tensor:
-        """Standard-normal noise (B, ...) on the model's device: each sample's rows from its own generator."""
-        return torch.cat([n.draw((1, *shape[1:]), dev) for n in noise])
+    finished = [False] * B  # samples past their end keep running, but draw nothing from their generators
 
-    ref = prepare_reference(model, voice, face_motion, ref_audio_latents, s, condition_motion)
+    def draw(shape: tuple[int, ...]) -> Tensor:
+        """Standard-normal noise (B, ...) on the model's device: each sample's rows from its own generator, so a
+        sample's noise is the same alone or in any batch."""
+        return torch.cat([torch.zeros((1, *shape[1:]), device=dev) if done else n.draw((1, *shape[1:]), dev)
+                          for n, done in zip(noise, finished)])
+
+    refs = [prepare_reference(model, r.voice, r.face_motion, r.ref_audio_latents,
+                              s if r.prefix_seconds is None else dataclasses.replace(s, prefix_seconds=r.prefix_seconds),
+                              r.condition_motion) for r in requests]
     given_audio = check_matrix(given_audio, cfg.speech_dim, "given_audio (audio latents)")
     given_motion = check_matrix(given_motion, cfg.motion_dim, "given_motion (raw motion codes)")
     if given_motion is not None:  # not bf16-rounded: that quirk belongs to the reference-file path only
         given_motion = normalize_motion(given_motion)
     driven = given_audio if given_audio is not None else given_motion
     if driven is not None:  # the given stream fixes the length; the stop head is not consulted
-        budget = math.ceil(driven.shape[0] / P)
+        budgets = [math.ceil(driven.shape[0] / P)] * B
     else:
-        budget = step_budget(s, ids.numel(), ref.prefix_patches, ref.speech_len, ref.motion_len, P, template_ids)
+        budgets = [step_budget(s, i.numel(), ref.prefix_patches, ref.speech_len, ref.motion_len, P, r.template_ids)
+                   for i, ref, r in zip(ids, refs, requests)]
+    budget = max(budgets)
     audio_in, motion_in = _given(given_audio, budget, P, dev, dt), _given(given_motion, budget, P, dev, dt)
 
-    # ---- prefill
-    embeds = model.embed_tokens(ids.to(dev)[None])
-    if s.task_tag == "leading":
-        embeds = torch.cat([model.task_embedding.weight[1].view(1, 1, -1), embeds], dim=1)
-    if ref.prefix_tokens is not None:
-        embeds = torch.cat([embeds, ref.prefix_tokens], dim=1)
-    embeds = embeds.expand(B, -1, -1)
+    # ---- prefill: prompts (+ task tag, + reference prefix) left-padded to one length
+    embeds, pad = _prefill_embeds(model, ids, refs, s.task_tag)
     n0 = embeds.shape[1]
     backbone = model.backbone
     cache = backbone.new_cache(B, n0 + budget)  # this call's own: the model itself holds no generation state
-    h = backbone(embeds, 0, cache)[:, -1]
+    h = backbone(embeds, 0, cache, pad)[:, -1]
     if trace is not None:
         trace.update(prefill_inputs_embeds=embeds[:1].clone(), prefill_last_hidden=h[:1].clone())
         for key in ("mu", "speech_cond", "motion_cond", "speech_patch", "motion_patch", "next_embed",
                     "hidden_after_step", "stop_logits"):
             trace[key] = []
 
-    speech_cond = ref.speech_history.expand(B, -1, -1)
-    motion_cond = ref.motion_history.expand(B, -1, -1)
-    speaker, first = ref.speaker.expand(B, -1), ref.first_motion.expand(B, -1)
+    speech_cond = torch.cat([ref.speech_history for ref in refs])
+    motion_cond = torch.cat([ref.motion_history for ref in refs])
+    speaker, first = torch.cat([ref.speaker for ref in refs]), torch.cat([ref.first_motion for ref in refs])
     speech_out = torch.zeros(budget, B, cfg.speech_dim, P, device=dev, dtype=dt)
     motion_out = torch.zeros(budget, B, cfg.motion_dim, P, device=dev, dtype=dt)
     streak = torch.zeros(B, dtype=torch.long, device=dev)
-    stopped_at = torch.full((B,), budget, dtype=torch.long, device=dev)
+    ends = torch.tensor(budgets, dtype=torch.long, device=dev)
+    stopped_at = ends.clone()  # a sample is done at the step it stopped, or at its own budget
     use_stop = s.use_stop and driven is None
     n_steps = budget
     for step in range(budget):
@@ -234,11 +250,13 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
             logit = model.stop_logit(h)
             hit = torch.sigmoid(logit.float()) >= s.stop_threshold
             streak = torch.where(hit, streak + 1, torch.zeros_like(streak))
-            newly = (streak >= s.stop_streak) & (stopped_at == budget)
+            newly = (streak >= s.stop_streak) & (stopped_at == ends) & (step < ends)
             stopped_at = torch.where(newly, torch.full_like(stopped_at, step), stopped_at)
             if trace is not None:
                 trace["stop_logits"].append(logit[0].clone())
-            if bool((stopped_at < budget).all()):  # the one host sync per step
+        if B > 1 or use_stop and step >= s.stop_min_step:
+            finished[:] = (stopped_at <= step).tolist()  # the one host sync per step
+            if all(finished):
                 n_steps = step
                 break
         if audio_in is not None:
@@ -259,23 +277,24 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
         speech_cond = torch.cat([speech_cond[..., P:], speech], dim=-1)  # keep the last context_patches
         motion_cond = torch.cat([motion_cond[..., P:], motion], dim=-1)
         nxt = model.embed_patches(speech.transpose(1, 2)[:, None], motion.transpose(1, 2)[:, None])
-        h = backbone(nxt, n0 + step, cache)[:, -1]
+        h = backbone(nxt, n0 + step, cache, pad)[:, -1]
         if trace is not None:
             trace["next_embed"].append(nxt[0, 0].clone())
             trace["hidden_after_step"].append(h[0].clone())
         if callback is not None:
             callback(step + 1, budget)
     if callback is not None and n_steps < budget:
-        callback(n_steps, n_steps)  # the stop head ended the run early: finish the bar
-    _check_finite_patches(speech_out[:n_steps], "speech")
-    _check_finite_patches(motion_out[:n_steps], "motion")
+        callback(n_steps, n_steps)  # every sample ended early: finish the bar
+    stops = stopped_at.tolist()
+    for b, stop in enumerate(stops):  # only the patches a sample keeps must be finite
+        _check_finite_patches(speech_out[:min(stop, n_steps), b], "speech")
+        _check_finite_patches(motion_out[:min(stop, n_steps), b], "motion")
 
     mean, std = motion_stats()
     results = []
-    stops = stopped_at.tolist()
     # a given stream sets the length to the frame: the last patch's padding is not part of the result
     frames = driven.shape[0] if driven is not None else None
-    for b in range(B):
+    for b, ref in enumerate(refs):
         n = min(stops[b], n_steps)
         audio = speech_out[:n, b].transpose(1, 2).reshape(-1, cfg.speech_dim)[:frames].float().cpu()
         motion = motion_out[:n, b].transpose(1, 2).reshape(-1, cfg.motion_dim)[:frames].float().cpu()
@@ -285,7 +304,7 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
             motion_mean=mean, motion_std=std,
             prefix_frames=ref.prefix_patches * P,
             n_steps=n,
-            stop_reason="stop" if stops[b] < budget else "budget",
+            stop_reason="stop" if stops[b] < budgets[b] else "budget",
             seed=getattr(noise[b], "seed", None),
         ))
     if trace is not None:
@@ -293,6 +312,54 @@ def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face
             if isinstance(val, list):
                 trace[key] = torch.stack(val) if val else torch.zeros(0)
     return results
+
+
+def _checked_ids(prompt_ids, vocab: int) -> Tensor:
+    ids = prompt_ids.reshape(-1) if isinstance(prompt_ids, Tensor) else None
+    if ids is None or ids.numel() == 0 or ids.dtype not in (torch.int64, torch.int32):
+        raise T2AVError("prompt_ids must be a non-empty LongTensor of token ids (build it with t2av_core.text.prompt)")
+    if int(ids.min()) < 0 or int(ids.max()) >= vocab:
+        raise T2AVError(f"prompt_ids must lie in [0, {vocab}); got {int(ids.min())}..{int(ids.max())}")
+    return ids
+
+
+def _prefill_embeds(model: TalkerT2AV, ids: list[Tensor], refs: list, task_tag: str) -> tuple[Tensor, Tensor | None]:
+    """(B, n0, D) prefill embeddings, each sample left-padded with zeros to the longest, and the padding per
+    sample (None when all are equally long: nothing to mask)."""
+    dev = model.task_embedding.weight.device
+    rows = []
+    for sample_ids, ref in zip(ids, refs):
+        embeds = model.embed_tokens(sample_ids.to(dev)[None])
+        if task_tag == "leading":
+            embeds = torch.cat([model.task_embedding.weight[1].view(1, 1, -1), embeds], dim=1)
+        if ref.prefix_tokens is not None:
+            embeds = torch.cat([embeds, ref.prefix_tokens], dim=1)
+        rows.append(embeds[0])
+    n0 = max(row.shape[0] for row in rows)
+    lengths = [row.shape[0] for row in rows]
+    if len(set(lengths)) == 1:
+        return torch.stack(rows), None
+    padded = torch.stack([torch.cat([row.new_zeros(n0 - row.shape[0], row.shape[1]), row]) for row in rows])
+    return padded, torch.tensor([n0 - n for n in lengths], dtype=torch.long, device=dev)
+
+
+@torch.no_grad()
+def generate_av_batch(model: TalkerT2AV, prompt_ids: Tensor, voice: Tensor, face_motion: Tensor,
+                      settings: GenerationSettings | None = None, given_audio: Tensor | None = None,
+                      given_motion: Tensor | None = None, callback: ProgressFn | None = None,
+                      ref_audio_latents: Tensor | None = None, seeds: list[int | None] | None = None,
+                      noise: list | None = None, trace: dict | None = None,
+                      template_ids: int = TEMPLATE_IDS, condition_motion: Tensor | None = None) -> list[AVLatents]:
+    """One prompt for several seeds (``seeds``, or noise sources ``noise``) as one batch; see ``Request`` and
+    ``generate_requests``. Without either, one sample with ``settings.seed``."""
+    s = settings or GenerationSettings()
+    sources = noise if noise is not None else [None] * len(seeds if seeds is not None else [s.seed])
+    seed_list = seeds if seeds is not None else [s.seed] * len(sources)
+    if not sources:
+        raise T2AVError("need at least one seed")
+    requests = [Request(prompt_ids, voice, face_motion, ref_audio_latents, seed, source, template_ids,
+                        condition_motion) for seed, source in zip(seed_list, sources)]
+    return generate_requests(model, requests, s, given_audio, given_motion, callback, trace)
 
 
 def _check_finite_patches(patches: Tensor, stream: str) -> None:

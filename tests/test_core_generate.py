@@ -255,3 +255,41 @@ def test_reduced_precision_and_training_layout_run(core, parity_dir):
     assert_close(embeds[0], core[2].task_embedding.weight[1], "leading task tag")
     assert_close(embeds[-2:], expected[-2:], "later prefix patches are untouched")
     assert (embeds[-3] - expected[-3]).abs().max() > 0.1, "first prefix patch carries no tag in this layout"
+
+
+def test_different_prompts_in_one_batch_each_give_their_own_rollout(core):
+    """The four official rollouts (different prompts and references, a prefix or none, so different prefill
+    lengths: left padding) in one batch: each reproduces its own official result, steps and stop included."""
+    from t2av_core.generate import Request, generate_requests
+    requests, specs = [], []
+    for name in ROLLOUTS:
+        spec, get = rollout(core, name)
+        specs.append((spec, get))
+        requests.append(Request(**inputs(get), noise=recorded(get),
+                                prefix_seconds=spec["settings"]["gt_prefix_seconds"]))
+    outs = generate_requests(core[2], requests, GenerationSettings(budget="reference"))
+    lengths = {req.prompt_ids.numel() + (out.prefix_frames // 4) for req, out in zip(requests, outs)}
+    assert len(lengths) > 1, "the batch mixes prefill lengths"
+    for (spec, get), out in zip(specs, outs):
+        result = spec["result"]
+        assert out.n_steps == result["n_steps_sampled"]
+        assert out.stop_reason == {"stop_head": "stop", "budget_exhausted": "budget"}[result["termination"]]
+        pf = out.prefix_frames
+        assert_close(out.audio[pf:], get("gen_speech_latents"), "batched audio", ROLLOUT_TOL)
+        assert_close(out.motion_norm[pf:], get("gen_motion_latents_norm"), "batched motion", ROLLOUT_TOL)
+
+
+def test_a_batch_of_different_texts_matches_each_run_alone(core):
+    from t2av_core.generate import Request, generate_requests
+    _, get = rollout(core, "prefix0")
+    base = inputs(get)
+    prompts = [base["prompt_ids"][:, :n] for n in (base["prompt_ids"].shape[1], 17, 25)]
+    settings = GenerationSettings(max_seconds=0.96, prefix_seconds=0)
+    requests = [Request(p, base["voice"] * (1 + 0.1 * i), base["face_motion"], seed=i)
+                for i, p in enumerate(prompts)]
+    together = generate_requests(core[2], requests, settings)
+    for request, out in zip(requests, together):
+        alone = generate_requests(core[2], [request], settings)[0]
+        assert out.n_steps == alone.n_steps and out.stop_reason == alone.stop_reason
+        assert_close(out.audio, alone.audio, "batched vs alone", ROLLOUT_TOL)
+        assert_close(out.motion_norm, alone.motion_norm, "batched vs alone", ROLLOUT_TOL)

@@ -158,29 +158,38 @@ class Qwen3Model(nn.Module):
         ref = self.embed_tokens.weight
         return DecodeCache(self.cfg, batch, max_len, ref.device, ref.dtype)
 
-    def forward(self, inputs_embeds: Tensor, start_pos: int | Tensor = 0, cache: DecodeCache | None = None) -> Tensor:
-        """inputs_embeds (B, L, D) at positions start_pos .. start_pos+L-1 -> post-final-norm states (B, L, D).
+    def forward(self, inputs_embeds: Tensor, start_pos: int | Tensor = 0, cache: DecodeCache | None = None,
+                pad: Tensor | None = None) -> Tensor:
+        """inputs_embeds (B, L, D) at cache slots start_pos .. start_pos+L-1 -> post-final-norm states (B, L, D).
 
         Without ``cache``: plain causal attention over the given positions. With it, the keys and values are
-        written into the cache and attention reads every earlier position from it. ``start_pos`` may be a
-        0-d tensor so a captured graph can replay with a new position.
+        written into the cache and attention reads every earlier slot from it. ``start_pos`` may be a 0-d
+        tensor so a captured graph can replay with a new position. ``pad`` (B,) long: how many leading slots of
+        each sample are left padding (prompts of different lengths in one batch): they are never attended to,
+        and a sample's positions (for RoPE) count from its first real slot, as if it ran alone.
         """
         B, L, _ = inputs_embeds.shape
         device = inputs_embeds.device
-        positions = torch.arange(L, device=device) + start_pos
-        cos, sin = self.rotary(positions, inputs_embeds.dtype)
+        slots = torch.arange(L, device=device) + start_pos
+        positions = slots if pad is None else (slots[None, :] - pad[:, None]).clamp_min(0)
+        cos, sin = self.rotary(positions.reshape(-1), inputs_embeds.dtype)
+        if pad is not None:  # one RoPE row per sample: (B, 1, L, d) against q, k (B, H, L, d)
+            cos, sin = cos.view(B, 1, L, -1), sin.view(B, 1, L, -1)
         mask, valid, layer_caches = None, None, [None] * len(self.layers)
         if cache is not None:
             layer_caches = cache.layers
-            if isinstance(start_pos, int):  # eager: read only the positions written so far
+            if isinstance(start_pos, int):  # eager: read only the slots written so far
                 valid = start_pos + L
                 if valid > cache.max_len:
                     raise ValueError(f"KV cache holds {cache.max_len} positions, asked for {valid}")
-                if L > 1:  # query at position p sees keys 0..p (one new position sees them all)
-                    mask = positions[:, None] >= torch.arange(valid, device=device)[None, :]
-            else:  # a position tensor (a captured step): the whole fixed-size cache, later slots masked out
-                mask = positions[:, None] >= torch.arange(cache.max_len, device=device)[None, :]
+            keys = torch.arange(valid or cache.max_len, device=device)
+            if L > 1 or valid is None:  # slot j sees keys 0..j (one new slot at the end sees them all)
+                mask = slots[:, None] >= keys[None, :]
+            if pad is not None:  # and never a sample's padding (a padded slot sees itself, to stay defined)
+                real = keys[None, None, :] >= pad[:, None, None]
+                causal = mask if mask is not None else torch.ones(L, keys.shape[0], dtype=torch.bool, device=device)
+                mask = (causal[None] & (real | (slots[None, :, None] == keys[None, None, :])))[:, None]
         x = inputs_embeds
         for layer, layer_cache in zip(self.layers, layer_caches):
-            x = layer(x, cos, sin, positions, mask, layer_cache, valid)
+            x = layer(x, cos, sin, slots, mask, layer_cache, valid)
         return self.norm(x)
