@@ -104,9 +104,9 @@ def check_arguments(args: argparse.Namespace) -> Path:
     if args.max_seconds is not None and not (math.isfinite(args.max_seconds) and args.max_seconds > 0):
         raise T2AVError(f"--max-seconds must be a positive number of seconds (or none), got {args.max_seconds}")
     check_seed(args.seed)
-    if args.text_file is not None and not Path(args.text_file).is_file():
-        raise T2AVError(f"--text-file {args.text_file} is not a file" if Path(args.text_file).exists()
-                        else f"--text-file not found: {args.text_file}")
+    for option, path in (("--text-file", args.text_file), ("--batch", args.batch)):
+        if path is not None and not Path(path).is_file():
+            raise T2AVError(f"{option} {path} is not a file" if Path(path).exists() else f"{option} not found: {path}")
     for option, path in (("--voice", args.voice), ("--face", args.face)):
         if path is not None and Path(path).is_dir():
             raise T2AVError(f"{option} {path} is a folder; give the file itself")
@@ -136,6 +136,8 @@ def generate(args: argparse.Namespace) -> int:
     image = read_image(args.face) if args.face is not None else None
     face = pipeline.encode_face(models.renderer, image)
 
+    if args.batch is not None:
+        return generate_batch(args, out, script, models, voice, face, started)
     _log(f"generating speech and motion with the {models.name} (seed {args.seed}) ...")
     # A script of any length: planned into chunks of about --chunk-seconds, each continuing the one before
     av, _ = pipeline.sample_long(models.talker, models.tokenizer, script, voice, face, pipeline.SamplerParts(),
@@ -152,16 +154,50 @@ def generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def read_script(args: argparse.Namespace) -> str:
-    """The text to speak: --text, or the UTF-8 file --text-file."""
+def generate_batch(args: argparse.Namespace, out: Path, lines: str, models: LoadedModels, voice, face,
+                   started: float) -> int:
+    """--batch: every line of the file is one clip, all generated together; clip i goes to OUT_i.mp4."""
+    from . import pipeline
     from .errors import T2AVError
-    if args.text_file is None:
+    from .longform import chunk_seed
+    texts = [line.strip() for line in lines.splitlines() if line.strip()]
+    if not texts:
+        raise T2AVError(f"--batch {args.batch} holds no text: write one text per line")
+    outputs = batch_outputs(out, len(texts))
+    conditions = []
+    for number, text in enumerate(texts, 1):
+        try:
+            conditions.append(pipeline.encode_text(models.tokenizer, text))
+        except T2AVError as error:
+            raise T2AVError(f"line {number} of {args.batch}: {error} (a long script goes in --text-file)") from None
+    seeds = [chunk_seed(args.seed, i) for i in range(len(texts))]  # line 1 gets the seed itself
+    _log(f"generating {len(texts)} clips in one batch with the {models.name} (seed {args.seed}) ...")
+    clips = pipeline.sample_batch(models.talker, conditions, voice, face, pipeline.SamplerParts(), seeds,
+                                  max_seconds=args.max_seconds or 30.0, progress=Progress("patches"))
+    for path, av in zip(outputs, clips):
+        wave, rate = pipeline.decode_audio(models.audio_codec, av)
+        pipeline.mux(path, pipeline.render_frames(models.renderer, face, av), wave, rate)
+        _log(f"wrote {path} ({av.audio.shape[0]} frames, {av.stop_reason})")
+    _log(f"{len(clips)} clips in {time.time() - started:.1f} s")
+    return EXIT_OK
+
+
+def read_script(args: argparse.Namespace) -> str:
+    """The text to speak: --text, or the UTF-8 file --text-file (or --batch)."""
+    from .errors import T2AVError
+    path, option = (args.text_file, "--text-file") if args.text_file is not None else (args.batch, "--batch")
+    if path is None:
         return args.text
     try:
-        return Path(args.text_file).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise T2AVError(f"--text-file {args.text_file} is not UTF-8 text (byte {error.start}); save it as UTF-8") \
-            from None
+        raise T2AVError(f"{option} {path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+
+
+def batch_outputs(out: Path, count: int) -> list[Path]:
+    """OUT_1.mp4, OUT_2.mp4, ... beside --out, each checked writable before anything runs."""
+    from .atomic import check_destination
+    return [check_destination(out.with_name(f"{out.stem}_{i}{out.suffix}"), "output") for i in range(1, count + 1)]
 
 
 def _log_chunk(index: int, count: int, text: str) -> None:
@@ -180,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     words = gen.add_mutually_exclusive_group(required=True)
     words.add_argument("--text", help="what the face says (any length: long texts are read chunk by chunk)")
     words.add_argument("--text-file", help="a UTF-8 text file with the script to read, of any length")
+    words.add_argument("--batch", help="a UTF-8 text file with one text per line, generated together in one "
+                                       "batch: clip i is written as OUT_i.mp4 (OUT from --out)")
     gen.add_argument("--voice", help="a speech recording whose voice to use (wav, mp3, ...)")
     gen.add_argument("--face", help="a portrait picture (png, jpg, ...); any size")
     gen.add_argument("--seed", type=int, default=0, help="same seed, same result (0 .. 2**64-1; every bit counts)")

@@ -28,7 +28,7 @@ from .encoding import (default_face_image, default_voice, encode_audio, encode_f
 from .loading import (PRECISIONS, Models, cpu_accelerates_bf16, describe_precision, load_audio_codec, load_models, load_renderer, load_speaker_encoder,
                       load_talker, load_tokenizer, model_dtype, resolve_dtype, torch_module)
 from .longform import ChunkResult, LongFormSettings, plan_script, sample_long
-from .sampling import SOLVERS, make_settings, sample_av, sway_sigmas
+from .sampling import SOLVERS, make_settings, sample_av, sample_batch, sway_sigmas
 
 __all__ = [
     "AUDIO_LATENT_DIM", "FRAME_RATE", "MOTION_LATENT_DIM", "MAX_REFERENCE_FRAMES", "PATCH_FRAMES", "PRECISIONS",
@@ -37,5 +37,5 @@ __all__ = [
     "encode_face", "encode_text", "encode_voice", "frames_at_25fps", "join_av", "load_audio_codec", "load_models",
     "load_renderer", "load_speaker_encoder", "load_talker", "load_tokenizer", "make_settings", "model_dtype", "mux",
     "reference_motion", "render_frames", "resolve_dtype", "sample_av", "sway_sigmas", "to_mono", "torch_module",
-    "trim_av", "JOIN_LENGTHS", "cpu_accelerates_bf16", "describe_precision", "ChunkResult", "LongFormSettings", "plan_script", "sample_long",
+    "trim_av", "JOIN_LENGTHS", "sample_batch", "cpu_accelerates_bf16", "describe_precision", "ChunkResult", "LongFormSettings", "plan_script", "sample_long",
 ]
