@@ -14,9 +14,6 @@ import urllib.parse
 import urllib.request
 import uuid
 
-DEMO = os.path.join(os.path.dirname(__file__), "..", "workflows", "api",
-                    "Talker-T2AV - try the demo (no download).json")
-
 
 def call(server, path, body=None):
     data = None if body is None else json.dumps(body).encode()
@@ -79,6 +76,8 @@ def run(server, workflow, text, seed, out):
 
 
 if __name__ == "__main__":
+    DEMO = os.path.join(os.path.dirname(__file__), "..", "workflows", "api",
+                        "Talker-T2AV - try the demo (no download).json")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="127.0.0.1:8188")
     parser.add_argument("--workflow", default=DEMO, help="an API-format workflow with a Talker-T2AV Save Video")

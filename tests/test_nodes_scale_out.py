@@ -211,3 +211,15 @@ print(len(nodes))
                             env=dict(os.environ, PYTHONPATH=str(H.REPO), COMFY_STUB_BASE=str(tmp_path)), timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.split()[-1]) == 21
+
+
+def test_the_readme_client_example_is_the_code_the_two_server_check_runs():
+    readme = (H.REPO / "README.md").read_text()
+    section = readme[readme.index("### A Python client"):]
+    start = section.index("```python\n") + len("```python\n")
+    block = section[start:section.index("```\n", start)]
+    for endpoint in ("/prompt", "/ws", "/history", "/view"):
+        assert endpoint in block
+    assert block in (H.REPO / "scripts" / "api_client_example.py").read_text()
+    imports = {line.split()[1].split(".")[0] for line in block.splitlines() if line.startswith(("import ", "from "))}
+    assert imports and imports <= set(sys.stdlib_module_names)  # the standard library only
