@@ -159,7 +159,7 @@ def same_results(a: ComfyServer, b: ComfyServer, models: str | None, threads: tu
         f"speech {'in sync' if synced else 'OUT OF SYNC'}",
         mp4_a == mp4_b and same_frames(frames_a, frames_b) and synced and fps == 25)
 
-    path = os.path.join(tempfile.mkdtemp(prefix="t2av_client_"), "clip.mp4")
+    path = os.path.join(os.path.dirname(a.base), "client_example.mp4")  # inside the run folder
     client_example(a.address, load(DEMO), load(DEMO)["5"]["inputs"]["text"], SEED, path)
     with open(path, "rb") as f:
         fetched = f.read()
