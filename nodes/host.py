@@ -146,7 +146,7 @@ def run_core_sampler(sampler, denoise, x: torch.Tensor, sigmas: torch.Tensor, dr
 
     Ancestral and SDE samplers take their noise from ``draw(shape)``, the run's seeded host generator, through
     k-diffusion's ``noise_sampler`` option; samplers without that option get a seed drawn from it. Either way a
-    seed gives the same result on every device, and every patch gets new noise."""
+    seed gives the same noise on every device, and every patch gets new noise."""
     model = _FlowModel(denoise)
     # KSAMPLER starts from sigma0 * noise (+ (1 - sigma0) * 0): pass x / sigma0 so it starts from x itself.
     start = x / sigmas[0]

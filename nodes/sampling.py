@@ -105,7 +105,8 @@ class TalkerT2AVSampler(io.ComfyNode):
                     io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
                                  control_after_generate=io.ControlAfterGenerate.fixed,
                                  tooltip="Every bit of the seed counts, and the noise is drawn on the CPU, so a seed "
-                                         "gives the same result on any device. Fixed after each run by default, so "
+                                         "gives the same noise on any device (the same clip, bit for bit, on alike "
+                                         "machines). Fixed after each run by default, so "
                                          "editing the text keeps the same delivery; switch to randomize for new "
                                          "takes."),
                     io.Float.Input("max_seconds", default=20.0, min=0.2, max=60.0, step=0.1,

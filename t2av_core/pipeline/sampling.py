@@ -27,7 +27,7 @@ def sway_sigmas(steps: int = 10, sway: float = 1.0) -> torch.Tensor:
 def make_settings(parts: SamplerParts, seed: int | None, max_seconds: float, prefix_seconds: float):
     """Core GenerationSettings for one run. Noise comes from a host generator seeded with ``seed`` (a whole
     number in 0 .. 2**64 - 1; None picks a random one, reported in the result's ``seed``), so a seed gives the
-    same result on any device. GenerationSettings validates every value."""
+    same noise on any device. GenerationSettings validates every value."""
     times = None
     if parts.sigmas is not None:  # any core scheduler's SIGMAS: mapped to flow times, completed to 0 if short
         times, notes = flow_times_from_sigmas(torch.as_tensor(parts.sigmas, dtype=torch.float64))
