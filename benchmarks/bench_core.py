@@ -1,7 +1,10 @@
 """Speed of the Talker-T2AV generator with random weights: prefill, then per patch backbone / speech head /
-motion head, and the real-time factor (one patch = 4 frames = 0.16 s of output).
+motion head, and the real-time factor (one patch = 4 frames = 0.16 s of output); with ``--batch``, the
+throughput of whole generations (generate_requests) at several batch sizes, the same prompt with different seeds
+and different prompts, and the peak memory (CUDA: max_memory_allocated; CPU: the process's peak RSS).
 
     PYTHONPATH=. python benchmarks/bench_core.py --size released --device cpu --dtype float32 --patches 4
+    PYTHONPATH=. python benchmarks/bench_core.py --size released --threads 1 --patches 2 --batch 1 4 16
 """
 
 from __future__ import annotations
@@ -54,9 +57,12 @@ def main() -> None:
     ap.add_argument("--prefix", type=int, default=3, help="reference prefix patches")
     ap.add_argument("--cfm-steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
+    ap.add_argument("--batch", type=int, nargs="*", help="measure whole generations at these batch sizes instead")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.batch:
+        return throughput(args)
 
     cfg = TalkerConfig.released() if args.size == "released" else tiny_config()
     dtype = getattr(torch, args.dtype)
@@ -116,6 +122,41 @@ def main() -> None:
           + f" (backbone includes re-embedding and stop head; {args.cfm_steps} flow steps per head)")
     print(f"total {step * 1e3:.1f} ms per patch of {PATCH_SECONDS:.2f} s -> real-time factor {step / PATCH_SECONDS:.2f} "
           f"({'faster' if step < PATCH_SECONDS else 'slower'} than real time)")
+
+
+def throughput(args) -> None:
+    """Whole generations (no stop: every sample runs ``--patches`` patches) at each batch size, for one prompt
+    with a seed per sample and for different prompts (lengths 20 .. 60, left-padded), per stream-patch."""
+    import resource
+
+    from t2av_core.generate import Request, generate_requests
+    cfg = TalkerConfig.released() if args.size == "released" else tiny_config()
+    model = random_model(cfg, args.device, getattr(torch, args.dtype))
+    settings = GenerationSettings(cfm_steps=args.cfm_steps, use_stop=False, prefix_seconds=0,
+                                  max_seconds=args.patches * PATCH_SECONDS)
+    voice, face = torch.randn(cfg.speaker_dim), torch.randn(1, cfg.motion_dim)
+    generator = torch.Generator().manual_seed(0)
+    print(f"model: {args.size}, {args.device} {args.dtype}, threads {torch.get_num_threads()}, "
+          f"{args.patches} patches per sample")
+    print(f"{'batch':>5} {'prompts':>9} {'s per stream-patch':>19} {'x batch 1':>10} {'peak memory MiB':>16}")
+    single = {}
+    for batch in args.batch:
+        for kind in ("same", "different"):
+            lengths = [40] * batch if kind == "same" else [20 + (40 * i) // max(1, batch - 1) for i in range(batch)]
+            requests = [Request(torch.randint(0, cfg.backbone.vocab, (n,), generator=generator), voice, face, seed=i)
+                        for i, n in enumerate(lengths)]
+            generate_requests(model, requests[:1], settings)  # warm-up
+            if args.device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            sync(args.device)
+            start = time.perf_counter()
+            generate_requests(model, requests, settings)
+            sync(args.device)
+            per = (time.perf_counter() - start) / (batch * args.patches)
+            single.setdefault(kind, per)
+            peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith("cuda")
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            print(f"{batch:>5} {kind:>9} {per:>19.3f} {single[kind] / per:>10.2f} {peak:>16.0f}", flush=True)
 
 
 if __name__ == "__main__":
