@@ -26,6 +26,7 @@ from .errors import GenerationCancelled, T2AVError
 from .interfaces import FRAME_RATE, ProgressFn
 from .model.talker import TalkerT2AV
 from .motion_stats import denormalize_motion, motion_stats, normalize_motion
+from .patch_step import PatchStep
 from .reference import check_matrix, prepare_reference
 from .sampling import SOLVERS, CFGGuidance, CustomSchedule, FlowSampler, NoiseSource, SwaySchedule
 from .sampling.noise import check_seed
@@ -235,11 +236,7 @@ def generate_requests(model: TalkerT2AV, requests: list[Request], settings: Gene
                     "hidden_after_step", "stop_logits"):
             trace[key] = []
 
-    speech_cond = torch.cat([ref.speech_history for ref in refs])
-    motion_cond = torch.cat([ref.motion_history for ref in refs])
-    speaker, first = torch.cat([ref.speaker for ref in refs]), torch.cat([ref.first_motion for ref in refs])
-    speech_out = torch.zeros(budget, B, cfg.speech_dim, P, device=dev, dtype=dt)
-    motion_out = torch.zeros(budget, B, cfg.motion_dim, P, device=dev, dtype=dt)
+    step_fn = PatchStep(model, sampler, refs, budget, draw, cache, n0, pad, audio_in, motion_in, trace)
     streak = torch.zeros(B, dtype=torch.long, device=dev)
     ends = torch.tensor(budgets, dtype=torch.long, device=dev)
     stopped_at = ends.clone()  # a sample is done at the step it stopped, or at its own budget
@@ -259,33 +256,13 @@ def generate_requests(model: TalkerT2AV, requests: list[Request], settings: Gene
             if all(finished):
                 n_steps = step
                 break
-        if audio_in is not None:
-            speech = audio_in[step].expand(B, -1, -1)
-        else:
-            z = draw((B, cfg.speech_dim, P))  # fp32, like the ODE state
-            speech = sampler.sample(model.speech_cfm.estimator, h, speech_cond, speaker, z, draw=draw)
-        if motion_in is not None:
-            motion = motion_in[step].expand(B, -1, -1)
-        else:
-            motion = sampler.sample(model.motion_cfm.estimator, h, motion_cond, first,
-                                    draw((B, cfg.motion_dim, P)), draw=draw)
-        if trace is not None:
-            for key, val in (("mu", h), ("speech_cond", speech_cond), ("motion_cond", motion_cond),
-                             ("speech_patch", speech), ("motion_patch", motion)):
-                trace[key].append(val[0].clone())
-        speech_out[step], motion_out[step] = speech, motion
-        speech_cond = torch.cat([speech_cond[..., P:], speech], dim=-1)  # keep the last context_patches
-        motion_cond = torch.cat([motion_cond[..., P:], motion], dim=-1)
-        nxt = model.embed_patches(speech.transpose(1, 2)[:, None], motion.transpose(1, 2)[:, None])
-        h = backbone(nxt, n0 + step, cache, pad)[:, -1]
-        if trace is not None:
-            trace["next_embed"].append(nxt[0, 0].clone())
-            trace["hidden_after_step"].append(h[0].clone())
+        h = step_fn(step, h)
         if callback is not None:
             callback(step + 1, budget)
     if callback is not None and n_steps < budget:
         callback(n_steps, n_steps)  # every sample ended early: finish the bar
     stops = stopped_at.tolist()
+    speech_out, motion_out = step_fn.speech_out, step_fn.motion_out
     for b, stop in enumerate(stops):  # only the patches a sample keeps must be finite
         _check_finite_patches(speech_out[:min(stop, n_steps), b], "speech")
         _check_finite_patches(motion_out[:min(stop, n_steps), b], "motion")
