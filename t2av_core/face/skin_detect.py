@@ -6,7 +6,7 @@ so a skin-coloured wall or arm is not taken for a face. The box it reports follo
 convention (brows to chin, cheek to cheek), placed from the eye line when the eyes are seen.
 
 It is made for what this pack is given: one main, roughly frontal face in a colour photo or drawing. It does
-not work on greyscale pictures and misses faces under about 6 % of the picture's longer side; the cascades of
+not work on greyscale pictures and misses faces under about 5 % of the picture's longer side; the cascades of
 ``detect`` (when OpenCV or scikit-image are installed) and a box from the host or the user cover the rest.
 """
 
