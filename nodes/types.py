@@ -1,7 +1,7 @@
 """The pack's private socket types and the small handles they carry between nodes.
 
 Only model handles and latents are private; everything at the edges of the graph is a core type
-(IMAGE, AUDIO, VIDEO, SIGMAS, SAMPLER, FLOAT/INT).
+(IMAGE, AUDIO, VIDEO, SIGMAS, SAMPLER, BOUNDING_BOX, FLOAT/INT).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ AudioLatent = io.Custom("TALKER_T2AV_AUDIO_LATENT")  # audio latents (T, 32) at 
 AVLatent = io.Custom("TALKER_T2AV_AV_LATENT")        # t2av_core.generate.AVLatents
 Solver = io.Custom("TALKER_T2AV_SOLVER")
 Guidance = io.Custom("TALKER_T2AV_GUIDANCE")
+FaceCropInfo = io.Custom("TALKER_T2AV_FACE_CROP")  # t2av_core.face.FaceCrop: where the face crops lie
 
 CATEGORY = "Talker-T2AV"
 PRECISION_TOOLTIP = ("auto: bfloat16 (or float16) for the generator on a GPU and on a CPU with bf16 arithmetic "

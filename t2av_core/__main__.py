@@ -2,6 +2,7 @@
 
     python -m t2av_core generate --text "Hello, nice to meet you." --out out.mp4
     python -m t2av_core generate --text "..." --voice me.wav --face me.png --models /path/to/talker_t2av
+    python -m t2av_core generate --text "..." --face group.jpg --face-box 640,200,300,360 --crop-only
     python -m t2av_core convert --component lia_x lia-x.pt lia_x.safetensors
 
 With the released weights (``--models DIR``, or ``models/talker_t2av`` under the current folder as ComfyUI
@@ -107,6 +108,11 @@ def check_arguments(args: argparse.Namespace) -> Path:
     for option, path in (("--text-file", args.text_file), ("--batch", args.batch)):
         if path is not None and not Path(path).is_file():
             raise T2AVError(f"{option} {path} is not a file" if Path(path).exists() else f"{option} not found: {path}")
+    if args.face is None and (args.face_box is not None or args.crop_only or args.colour_match):
+        raise T2AVError("--face-box, --crop-only and --colour-match apply to a --face picture; give one")
+    if args.face_box is not None:
+        from .face import parse_box
+        parse_box(args.face_box)  # four numbers, or a message now rather than after loading the models
     for option, path in (("--voice", args.voice), ("--face", args.face)):
         if path is not None and Path(path).is_dir():
             raise T2AVError(f"{option} {path} is a folder; give the file itself")
@@ -118,7 +124,6 @@ def check_arguments(args: argparse.Namespace) -> Path:
 def generate(args: argparse.Namespace) -> int:
     from . import pipeline
     from .media.audio_io import read_audio
-    from .media.image_io import read_image
 
     out = check_arguments(args)
     started = time.time()
@@ -133,11 +138,16 @@ def generate(args: argparse.Namespace) -> int:
         rate = models.speaker_encoder.sample_rate
         wave = read_audio(args.voice, rate, max_seconds=VOICE_SECONDS)
     voice = pipeline.encode_voice(models.speaker_encoder, None, wave, rate)
-    image = read_image(args.face) if args.face is not None else None
-    face = pipeline.encode_face(models.renderer, image)
+    # A --face photo is cropped to its face as the renderer expects, and the result pasted back into it.
+    photo = None
+    if args.face is not None:
+        from .face.photo import frame_photo
+        photo = frame_photo(args.face, args.face_box)
+        _log(f"face: {photo.describe()}")
+    face = pipeline.encode_face(models.renderer, photo.crop_image if photo is not None else None)
 
     if args.batch is not None:
-        return generate_batch(args, out, script, models, voice, face, started)
+        return generate_batch(args, out, script, models, voice, face, photo, started)
     _log(f"generating speech and motion with the {models.name} (seed {args.seed}) ...")
     # A script of any length: planned into chunks of about --chunk-seconds, each continuing the one before
     av, _ = pipeline.sample_long(models.talker, models.tokenizer, script, voice, face, pipeline.SamplerParts(),
@@ -148,13 +158,22 @@ def generate(args: argparse.Namespace) -> int:
     wave, rate = pipeline.decode_audio(models.audio_codec, av, progress=Progress("audio"))
     _log("rendering frames and writing the video ...")
     # Frames are rendered batch by batch as the encoder takes them: memory does not grow with the length.
-    frames = pipeline.render_frames(models.renderer, face, av, progress=Progress("frames"))
-    pipeline.mux(out, frames, wave, rate)
+    pipeline.mux(out, output_frames(args, models, face, photo, av, Progress("frames")), wave, rate)
     _log(f"wrote {out} ({av.audio.shape[0]} frames, {wave.numel() / rate:.2f} s) in {time.time() - started:.1f} s")
     return EXIT_OK
 
 
-def generate_batch(args: argparse.Namespace, out: Path, lines: str, models: LoadedModels, voice, face,
+def output_frames(args: argparse.Namespace, models: LoadedModels, face, photo, av, progress=None):
+    """The rendered frames as they go into the mp4: pasted back into the --face photo unless --crop-only."""
+    from . import pipeline
+    frames = pipeline.render_frames(models.renderer, face, av, progress=progress)
+    if photo is None or args.crop_only:
+        return frames
+    from .face import paste_back
+    return paste_back(frames, photo.pixels, photo.crop, colour_match=args.colour_match)
+
+
+def generate_batch(args: argparse.Namespace, out: Path, lines: str, models: LoadedModels, voice, face, photo,
                    started: float) -> int:
     """--batch: every line of the file is one clip, all generated together; clip i goes to OUT_i.mp4."""
     from . import pipeline
@@ -176,7 +195,7 @@ def generate_batch(args: argparse.Namespace, out: Path, lines: str, models: Load
                                   max_seconds=args.max_seconds or 30.0, progress=Progress("patches"))
     for path, av in zip(outputs, clips):
         wave, rate = pipeline.decode_audio(models.audio_codec, av)
-        pipeline.mux(path, pipeline.render_frames(models.renderer, face, av), wave, rate)
+        pipeline.mux(path, output_frames(args, models, face, photo, av), wave, rate)
         _log(f"wrote {path} ({av.audio.shape[0]} frames, {av.stop_reason})")
     _log(f"{len(clips)} clips in {time.time() - started:.1f} s")
     return EXIT_OK
@@ -219,7 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     words.add_argument("--batch", help="a UTF-8 text file with one text per line, generated together in one "
                                        "batch: clip i is written as OUT_i.mp4 (OUT from --out)")
     gen.add_argument("--voice", help="a speech recording whose voice to use (wav, mp3, ...)")
-    gen.add_argument("--face", help="a portrait picture (png, jpg, ...); any size")
+    gen.add_argument("--face", help="a portrait picture (png, jpg, ...); any size. Its face is found, cropped as the "
+                                    "renderer expects, and the result pasted back: the mp4 has the picture's size")
+    gen.add_argument("--face-box", metavar="X,Y,W,H", help="the face's box in the picture's pixels (brows to chin, "
+                                                           "cheek to cheek), instead of finding it")
+    gen.add_argument("--crop-only", action="store_true", help="write the 512x512 face crop video, not pasted back")
+    gen.add_argument("--colour-match", action="store_true", help="match the rendered face's colours to the photo's")
     gen.add_argument("--seed", type=int, default=0, help="same seed, same result (0 .. 2**64-1; every bit counts)")
     gen.add_argument("--out", default="out.mp4", help="the mp4 to write (default: out.mp4)")
     gen.add_argument("--models", help="folder with the released weights (default: ./models/talker_t2av if "

@@ -103,18 +103,12 @@ def _write_png(path: Path, image: np.ndarray) -> None:
             container.mux(packet)
 
 
-def _face(height: int, width: int, phase: float) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width] / max(height, width)
-    r = np.clip(0.5 + 0.4 * np.sin(6 * x + phase), 0, 1)
-    g = np.clip(0.5 + 0.4 * np.cos(5 * y - phase), 0, 1)
-    b = np.clip(1.0 - ((x - 0.5) ** 2 + (y - 0.5) ** 2) * 3, 0, 1)
-    return (np.stack([r, g, b], -1) * 255).astype(np.uint8)
-
-
 def make_inputs(folder: Path, voice_seconds: float = 1.3, video_frames: int = 30) -> Path:
-    """A face picture (odd size), stereo 22.05 kHz 'speech', and a 30 fps video with 16 kHz sound."""
+    """A photo with a face off-centre (odd size), stereo 22.05 kHz 'speech', and a 30 fps video of a face moving
+    on a textured background, with 16 kHz sound."""
+    from t2av_core.demo.portrait import portrait
     folder.mkdir(parents=True, exist_ok=True)
-    _write_png(folder / FACE, _face(90, 70, 0.0))
+    _write_png(folder / FACE, portrait(135, 181, 70, 15, 100))
     rate, n = 22050, int(voice_seconds * 22050)
     t = np.arange(n) / rate
     tone = 0.3 * np.sin(2 * np.pi * (140 + 60 * np.sin(3 * t)) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
@@ -129,7 +123,7 @@ def make_inputs(folder: Path, voice_seconds: float = 1.3, video_frames: int = 30
         for packet in stream.encode(None):
             container.mux(packet)
     from t2av_core.media.video_io import write_mp4
-    frames = torch.from_numpy(np.stack([_face(64, 64, 0.3 * i) for i in range(video_frames)])).float() / 255
+    frames = torch.from_numpy(np.stack([portrait(96, 128, 20 + i, 8, 80) for i in range(video_frames)])).float() / 255
     sound = torch.from_numpy(np.resize(tone, video_frames * 16000 // 30).astype(np.float32))
     write_mp4(folder / VIDEO, frames, sound, 16000, Fraction(30))
     return folder

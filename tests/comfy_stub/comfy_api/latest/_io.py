@@ -37,6 +37,7 @@ def _socket(io_type):
 Custom = _socket
 Int, Float, String, Boolean, Combo = (_socket(t) for t in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"))
 Image, Audio, Video, Sigmas, Sampler = (_socket(t) for t in ("IMAGE", "AUDIO", "VIDEO", "SIGMAS", "SAMPLER"))
+BoundingBox = _socket("BOUNDING_BOX")
 
 
 class Schema:
