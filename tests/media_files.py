@@ -1,4 +1,4 @@
-"""Media files written byte by byte for tests: any size, rate or channel count, even impossible ones."""
+"""Media files written byte by byte for tests (any size, rate or channel count, even impossible ones), and mp4s read back."""
 
 import struct
 import zlib
@@ -34,3 +34,17 @@ def wav_file(path, samples, rate):
 def tone(rate, seconds, freq=220.0, amplitude=0.5):
     t = np.arange(int(rate * seconds)) / rate
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def read_mp4(path) -> tuple[np.ndarray, float, np.ndarray, int]:
+    """An mp4 read back with av: (frames (T, H, W, 3) uint8, fps, mono wave, sample rate)."""
+    import av
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        fps = float(video.average_rate)
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video)])
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        rate = audio.rate
+        wave = np.concatenate([f.to_ndarray().mean(axis=0) for f in container.decode(audio)])
+    return frames, fps, wave, rate

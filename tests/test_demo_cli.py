@@ -4,12 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
 
 from t2av_core.__main__ import main
+from media_files import read_mp4
 from t2av_core.demo.face import DemoFaceRenderer
 from t2av_core.demo.metrics import lip_sync_correlation
 from t2av_core.motion_stats import normalize_motion
@@ -29,23 +29,12 @@ def demo_mp4(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return folder / "tmp.mp4", result
 
 
-def _read(path: Path) -> tuple[np.ndarray, float, np.ndarray, int]:
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        fps = float(video.average_rate)
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video)])
-    with av.open(str(path)) as container:
-        audio = container.streams.audio[0]
-        rate = audio.rate
-        wave = np.concatenate([f.to_ndarray().mean(axis=0) for f in container.decode(audio)])
-    return frames, fps, wave, rate
-
 
 def test_generate_writes_a_playable_talking_mp4(demo_mp4):
     path, result = demo_mp4
     assert result.returncode == 0, result.stderr
     assert "demo model" in result.stderr
-    frames, fps, wave, rate = _read(path)
+    frames, fps, wave, rate = read_mp4(path)
     assert fps == 25
     seconds = wave.size / rate
     assert 0.8 < seconds < 10.0 and np.abs(wave).max() > 0.05                 # speech, not silence
@@ -96,7 +85,7 @@ def test_the_command_line_streams_frames_to_the_file(tmp_path, monkeypatch, caps
     monkeypatch.setattr(pipeline, "decode_video", whole_clip)
     monkeypatch.chdir(tmp_path)
     assert main(["generate", "--text", "The baker brings some fresh bread.", "--max-seconds", "1"]) == 0
-    frames, fps, wave, rate = _read(tmp_path / "out.mp4")
+    frames, fps, wave, rate = read_mp4(tmp_path / "out.mp4")
     assert fps == 25 and abs(frames.shape[0] - wave.size / rate * 25) <= 1
 
 
@@ -108,10 +97,10 @@ def test_a_batch_file_gives_one_clip_per_line(tmp_path, monkeypatch, capsys):
     assert main(["generate", "--batch", "lines.txt", "--out", "clip.mp4", "--seed", "4"]) == 0
     err = capsys.readouterr().err
     assert "2 clips in one batch" in err
-    batched = [_read(tmp_path / f"clip_{i}.mp4") for i in (1, 2)]
+    batched = [read_mp4(tmp_path / f"clip_{i}.mp4") for i in (1, 2)]
     assert batched[0][0].shape[0] != batched[1][0].shape[0] or not np.array_equal(batched[0][2], batched[1][2])
     assert main(["generate", "--text", lines[0], "--out", "alone.mp4", "--seed", "4"]) == 0
-    alone = _read(tmp_path / "alone.mp4")
+    alone = read_mp4(tmp_path / "alone.mp4")
     assert alone[0].shape == batched[0][0].shape  # line 1 uses the seed itself: the same clip as alone
     assert np.abs(alone[2] - batched[0][2]).max() < 0.05
     (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from media_files import read_mp4
 from t2av_core.demo.face import DemoFaceRenderer
 from t2av_core.demo.metrics import lip_sync_correlation
 from t2av_core.demo.portrait import drawn_face, face_box, portrait, texture
@@ -43,17 +44,6 @@ def run_cli(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, int]:
     peak = re.search(r"PEAK_RSS_KB (\d+)", result.stderr)
     return result, int(peak.group(1)) // 1024 if peak else -1
 
-
-def read_mp4(path: Path) -> tuple[np.ndarray, float, np.ndarray, int]:
-    with av.open(str(path)) as container:
-        video = container.streams.video[0]
-        fps = float(video.average_rate)
-        frames = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video)])
-    with av.open(str(path)) as container:
-        audio = container.streams.audio[0]
-        rate = audio.rate
-        wave = np.concatenate([f.to_ndarray().mean(axis=0) for f in container.decode(audio)])
-    return frames, fps, wave, rate
 
 
 def codec_roundtrip(picture: np.ndarray, folder: Path) -> np.ndarray:
