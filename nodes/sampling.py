@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from t2av_core import pipeline
+from t2av_core.errors import T2AVError
 
 from . import host
 from .core_sampler import CoreSamplerSolver
@@ -124,13 +125,22 @@ class TalkerT2AVSampler(io.ComfyNode):
                                       tooltip="Audio-driven mode: this speech is kept and only face motion is generated."),
                     Motion.Input("given_motion", optional=True,
                                  tooltip="Dubbing: this face motion is kept and only speech is generated.")],
-            outputs=[AVLatent.Output(display_name="av_latent"),
-                     io.Float.Output(display_name="seconds", tooltip="Length of the generated clip, prefix included.")])
+            # Lists, so that one clip per line (Text Encode) gives one clip each, and every node after this one
+            # runs once per clip; a single text is a list of one.
+            outputs=[AVLatent.Output(display_name="av_latent", is_output_list=True,
+                                     tooltip="The clip's aligned audio and motion latents (one per line of text with "
+                                             "one_clip_per_line)."),
+                     io.Float.Output(display_name="seconds", is_output_list=True,
+                                     tooltip="Length of the generated clip, prefix included.")])
 
     @classmethod
     def execute(cls, model, conditioning, voice, face, solver, sigmas, guidance, seed, max_seconds, prefix_seconds,
                 temperature, reference_motion=None, given_audio=None, given_motion=None) -> io.NodeOutput:
         # checked before the model is moved to its device
+        batch = isinstance(conditioning, pipeline.TextBatch)
+        if batch and (given_audio is not None or given_motion is not None):
+            raise T2AVError("one clip per line cannot share one given_audio or given_motion stream (it sets a "
+                            "single clip's length): turn one_clip_per_line off in Text Encode")
         if given_audio is not None:
             pipeline.check_stream(given_audio, pipeline.AUDIO_LATENT_DIM, "given_audio")
         if given_motion is not None:
@@ -139,10 +149,16 @@ class TalkerT2AVSampler(io.ComfyNode):
                                       temperature=temperature)
         talker = host.load_model(model)
         # one progress tick per patch; the total (the step budget) is known once the loop starts
-        av = pipeline.sample_av(talker, conditioning, voice, face, parts, seed, max_seconds=max_seconds,
-                                prefix_seconds=prefix_seconds, motion=reference_motion, given_audio=given_audio,
-                                given_motion=given_motion, progress=host.progress(1))
-        return io.NodeOutput(av, av.audio.shape[0] / pipeline.FRAME_RATE)
+        if batch:
+            clips = pipeline.sample_batch(talker, list(conditioning.conditions), voice, face, parts, seed,
+                                          max_seconds=max_seconds, prefix_seconds=prefix_seconds,
+                                          motion=reference_motion, progress=host.progress(1))
+        else:
+            clips = [pipeline.sample_av(talker, conditioning, voice, face, parts, seed, max_seconds=max_seconds,
+                                        prefix_seconds=prefix_seconds, motion=reference_motion,
+                                        given_audio=given_audio, given_motion=given_motion,
+                                        progress=host.progress(1))]
+        return io.NodeOutput(clips, [av.audio.shape[0] / pipeline.FRAME_RATE for av in clips])
 
 
 NODES = [TalkerT2AVSolver, TalkerT2AVSolverFromSampler, TalkerT2AVSwaySchedule, TalkerT2AVGuidance, TalkerT2AVSampler]

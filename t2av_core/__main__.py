@@ -177,22 +177,12 @@ def generate_batch(args: argparse.Namespace, out: Path, lines: str, models: Load
                    started: float) -> int:
     """--batch: every line of the file is one clip, all generated together; clip i goes to OUT_i.mp4."""
     from . import pipeline
-    from .errors import T2AVError
-    from .longform import chunk_seed
-    texts = [line.strip() for line in lines.splitlines() if line.strip()]
-    if not texts:
-        raise T2AVError(f"--batch {args.batch} holds no text: write one text per line")
-    outputs = batch_outputs(out, len(texts))
-    conditions = []
-    for number, text in enumerate(texts, 1):
-        try:
-            conditions.append(pipeline.encode_text(models.tokenizer, text))
-        except T2AVError as error:
-            raise T2AVError(f"line {number} of {args.batch}: {error} (a long script goes in --text-file)") from None
-    seeds = [chunk_seed(args.seed, i) for i in range(len(texts))]  # line 1 gets the seed itself
-    _log(f"generating {len(texts)} clips in one batch with the {models.name} (seed {args.seed}) ...")
-    clips = pipeline.sample_batch(models.talker, conditions, voice, face, pipeline.SamplerParts(), seeds,
-                                  max_seconds=args.max_seconds or 30.0, progress=Progress("patches"))
+    batch = pipeline.encode_lines(models.tokenizer, lines, where=f"--batch {args.batch}")
+    outputs = batch_outputs(out, len(batch))
+    _log(f"generating {len(batch)} clips in one batch with the {models.name} (seed {args.seed}) ...")
+    # line 1 gets the seed itself, the others seeds derived from it
+    clips = pipeline.sample_batch(models.talker, list(batch.conditions), voice, face, pipeline.SamplerParts(),
+                                  args.seed, max_seconds=args.max_seconds or 30.0, progress=Progress("patches"))
     for path, av in zip(outputs, clips):
         wave, rate = pipeline.decode_audio(models.audio_codec, av)
         pipeline.mux(path, output_frames(args, models, face, photo, av), wave, rate)

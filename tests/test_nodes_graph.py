@@ -47,7 +47,9 @@ def sample(env, c, **overrides):
     inputs = dict(model=env.models.model, conditioning=c["text"], voice=c["voice"], face=c["face"], **c["parts"],
                   seed=3, max_seconds=0.32, prefix_seconds=0.0, temperature=0.3)
     inputs.update(overrides)
-    return H.run_node(env.nodes["TalkerT2AVSampler"], **inputs).args
+    clips, seconds = H.run_node(env.nodes["TalkerT2AVSampler"], **inputs).args
+    assert len(clips) == len(seconds) == 1  # list outputs: one clip for one text
+    return clips[0], seconds[0]
 
 
 def test_schemas_are_prefixed_named_and_explained(env):

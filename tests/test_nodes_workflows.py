@@ -71,6 +71,7 @@ def test_api_workflow_runs_end_to_end_and_writes_a_synchronised_mp4(parity_dir, 
     sampler_id = next(i for i, n in prompt.items()
                       if n["class_type"] in ("TalkerT2AVSampler", "TalkerT2AVLongFormSampler"))
     av_latent = done[sampler_id].args[0]
+    av_latent = av_latent[0] if isinstance(av_latent, list) else av_latent  # the Joint Sampler's list of clips
     assert av_latent.audio.shape[0] == frames  # every latent frame became one video frame
 
 

@@ -50,7 +50,16 @@ function buildPlayer() {
 
   const info = document.createElement("div");
   Object.assign(info.style, { fontSize: "11px", color: "#aaa" });
-  root.append(video, bar, info);
+  // One clip per line of text gives several clips: step through them (shown only then)
+  const picker = document.createElement("div");
+  Object.assign(picker.style, { display: "none", alignItems: "center", gap: "6px", fontSize: "11px", color: "#ccc" });
+  const previous = document.createElement("button");
+  previous.textContent = "\u2039 Previous";
+  const next = document.createElement("button");
+  next.textContent = "Next \u203a";
+  const which = document.createElement("span");
+  picker.append(previous, which, next);
+  root.append(video, bar, picker, info);
 
   const state = { fps: 25, frames: 0, seconds: 0 };
   const showTime = () => {
@@ -94,8 +103,22 @@ function buildPlayer() {
     showTime();
   });
 
-  return {
+  const clips = { list: [], index: 0 };
+  const pick = (index) => {
+    clips.index = (index + clips.list.length) % clips.list.length;
+    which.textContent = `clip ${clips.index + 1} of ${clips.list.length}`;
+    player.show(clips.list[clips.index]);
+  };
+  previous.addEventListener("click", () => pick(clips.index - 1));
+  next.addEventListener("click", () => pick(clips.index + 1));
+
+  const player = {
     root,
+    showAll(list) {
+      clips.list = list;
+      picker.style.display = list.length > 1 ? "flex" : "none";
+      pick(0);
+    },
     show(clip) {
       state.fps = clip.fps || 25;
       state.frames = clip.frames || 0;
@@ -108,6 +131,7 @@ function buildPlayer() {
       showTime();
     },
   };
+  return player;
 }
 
 app.registerExtension({
@@ -126,7 +150,12 @@ app.registerExtension({
           typeof this.addDOMWidget !== "function") {
         return result;
       }
-      const [frames, fps, seconds, hasAudio] = figures.slice(-4);
+      // [frames, fps, seconds, has_audio] per file, in the same order (several when one clip per line)
+      const clips = files.map((file, i) => {
+        const [frames, fps, seconds, hasAudio] =
+          figures.length === 4 * files.length ? figures.slice(4 * i, 4 * i + 4) : figures.slice(-4);
+        return { file, frames, fps, seconds, has_audio: hasAudio };
+      });
       if (!this.talkerPlayer) {
         this.talkerPlayer = buildPlayer();
         this.addDOMWidget("talker_t2av_preview", "preview", this.talkerPlayer.root, {
@@ -137,7 +166,7 @@ app.registerExtension({
         });
         this.setSize([Math.max(this.size[0], 400), Math.max(this.size[1], 360)]);
       }
-      this.talkerPlayer.show({ file: files[files.length - 1], frames, fps, seconds, has_audio: hasAudio });
+      this.talkerPlayer.showAll(clips);
       this.setDirtyCanvas?.(true, true);
       return result;
     };

@@ -25,6 +25,15 @@ class TextCondition:
 
 
 @dataclass(frozen=True)
+class TextBatch:
+    """Several prompts for one batched run, one clip each (e.g. one per line of a text box)."""
+    conditions: tuple[TextCondition, ...]
+
+    def __len__(self) -> int:
+        return len(self.conditions)
+
+
+@dataclass(frozen=True)
 class VoiceCondition:
     """Who speaks: a speaker embedding, and optionally the reference clip's audio latents (for a prefix)."""
     speaker: torch.Tensor               # (256,) float32

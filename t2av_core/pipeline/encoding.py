@@ -13,7 +13,7 @@ from ..interfaces import AUDIO_LATENT_DIM, FRAME_RATE, MOTION_LATENT_DIM, SPEAKE
 from ..interfaces import ProgressFn, SpeakerEncoder, family_of
 from ..text.prompt import TEMPLATE_IDS, check_utf8
 from .compat import check_fit
-from .conditions import (MAX_REFERENCE_FRAMES, FaceCondition, TextCondition, VoiceCondition, check_stream,
+from .conditions import (MAX_REFERENCE_FRAMES, FaceCondition, TextBatch, TextCondition, VoiceCondition, check_stream,
                          require_loaded)
 
 SHORT_VOICE_SECONDS = 3  # below this a speaker embedding is unreliable (the tooltips ask for 3-10 s)
@@ -27,6 +27,22 @@ def encode_text(tokenizer, text: str) -> TextCondition:
     prompt = require_loaded(tokenizer, "tokenizer").build_prompt(text)
     return TextCondition(text=prompt.text, prompt_ids=prompt.prefix_ids.reshape(-1),
                          template_ids=getattr(tokenizer, "template_ids", TEMPLATE_IDS), family=family_of(tokenizer))
+
+
+def encode_lines(tokenizer, text: str, where: str = "the text") -> TextBatch:
+    """One prompt per non-empty line of ``text``, for a batch of clips. An empty text, or a line that is too
+    long, raises T2AVError naming the line (``where`` says whose lines they are)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()] if isinstance(text, str) else []
+    if not lines:
+        raise T2AVError(f"{where} holds no text: write one text per line, one clip each")
+    conditions = []
+    for number, line in enumerate(lines, 1):
+        try:
+            conditions.append(encode_text(tokenizer, line))
+        except T2AVError as error:
+            raise T2AVError(f"line {number} of {where}: {error} (one clip per line; a long script is read by "
+                            f"the long-form sampler)") from None
+    return TextBatch(tuple(conditions))
 
 
 def to_mono(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:

@@ -9,6 +9,7 @@ import torch
 from ..errors import T2AVError
 from ..generate import GenerationSettings, Request, generate_av, generate_requests
 from ..interfaces import FRAME_RATE, MOTION_LATENT_DIM, ProgressFn, family_of
+from ..longform import chunk_seed
 from ..sampling import SOLVERS as CORE_SOLVERS
 from ..sampling import SwaySchedule, flow_times_from_sigmas
 from .compat import check_fit, check_prompt_ids
@@ -86,10 +87,14 @@ def reference_motion_of(voice: VoiceCondition, face: FaceCondition, motion: torc
 
 
 def sample_batch(model, texts: list[TextCondition], voice: VoiceCondition, face: FaceCondition, parts: SamplerParts,
-                 seeds: list[int | None], max_seconds: float = 30.0, prefix_seconds: float = 0.0,
-                 progress: ProgressFn | None = None) -> list:
+                 seeds: int | list[int | None], max_seconds: float = 30.0, prefix_seconds: float = 0.0,
+                 motion: torch.Tensor | None = None, progress: ProgressFn | None = None) -> list:
     """Several texts in one batch, one AVLatents each (``seeds[i]`` for ``texts[i]``), as ``sample_av`` would
-    give each alone up to rounding; each stops on its own. On a GPU a batch costs little more than one clip."""
+    give each alone up to rounding; each stops on its own. They share the voice, the face and the reference
+    ``motion``. One seed for the batch gives text 1 that seed and the others seeds derived from it, as the
+    chunks of a long script get theirs. On a GPU a batch costs little more than one clip."""
+    if isinstance(seeds, int):
+        seeds = [chunk_seed(seeds, i) for i in range(len(texts))]
     if len(texts) != len(seeds) or not texts:
         raise T2AVError(f"give one seed per text: {len(texts)} texts, {len(seeds)} seeds")
     require_loaded(model, "talker")
@@ -97,7 +102,7 @@ def sample_batch(model, texts: list[TextCondition], voice: VoiceCondition, face:
         check_conditions(model, voice, face, text)
         check_prompt_ids(text.prompt_ids, model)
     settings = make_settings(parts, seeds[0], max_seconds, prefix_seconds)
-    face_motion = reference_motion_of(voice, face, None, prefix_seconds)
+    face_motion = reference_motion_of(voice, face, motion, prefix_seconds)
     requests = [Request(text.prompt_ids, voice.speaker, face_motion, voice.audio_latents, seed,
                         template_ids=text.template_ids) for text, seed in zip(texts, seeds)]
     results = generate_requests(model, requests, settings, callback=progress)

@@ -243,25 +243,53 @@ def load(nodes: dict[str, type], node_id: str, **inputs):
     return _LOADED[key]
 
 
-def run_workflow(prompt: dict, nodes: dict[str, type]) -> dict[str, object]:
-    """Execute an API-format prompt (only what output nodes need, each node once); returns node id -> output."""
+def run_workflow(prompt: dict, nodes: dict[str, type], cache: dict | None = None) -> dict[str, object]:
+    """Execute an API-format prompt (only what output nodes need, each node once); returns node id -> output.
+
+    As in ComfyUI's executor, values travel as lists: an output marked is_output_list hands on its items one
+    by one, and a node fed such a list runs once per item. A node that ran once returns its NodeOutput; one
+    that ran per item returns an object with the outputs as lists, the UI messages joined and ``calls``.
+    With ``cache`` (a dict kept between prompts) a node whose class, widget values and upstream nodes are
+    unchanged since an earlier prompt is not run again: its earlier outputs are handed on, as ComfyUI's
+    output cache does."""
     done: dict[str, object] = {}
+    lists: dict[str, list[list]] = {}  # node id -> one list of values per output
+    keys: dict[str, str] = {}
 
-    def value(node_id: str):
-        if node_id not in done:
+    def key(node_id: str) -> str:
+        if node_id not in keys:
             entry = prompt[node_id]
-            node = nodes.get(entry["class_type"]) or CORE_STANDINS[entry["class_type"]]
-            args = {name: done_output(v) if isinstance(v, list) else v for name, v in entry["inputs"].items()}
-            if entry["class_type"].endswith("Loader"):
-                done[node_id] = load(nodes, entry["class_type"], **args)
-            elif entry["class_type"] in nodes:
-                done[node_id] = run_node(node, **args)
-            else:
-                done[node_id] = node.execute(**args)
-        return done[node_id]
+            inputs = {name: [key(str(v[0])), v[1]] if isinstance(v, list) else v
+                      for name, v in sorted(entry["inputs"].items())}
+            keys[node_id] = json.dumps([entry["class_type"], inputs], sort_keys=True)
+        return keys[node_id]
 
-    def done_output(link):
-        return value(str(link[0])).args[link[1]]
+    def value(node_id: str) -> list[list]:
+        if node_id not in lists and cache is not None and key(node_id) in cache:
+            lists[node_id], done[node_id] = cache[key(node_id)]
+        if node_id not in lists:
+            entry = prompt[node_id]
+            args = {name: value(str(v[0]))[v[1]] if isinstance(v, list) else [v] for name, v in entry["inputs"].items()}
+            calls = [run_one(entry["class_type"], {name: items[min(i, len(items) - 1)] for name, items in args.items()})
+                     for i in range(max((len(items) for items in args.values()), default=1))]
+            flags = output_list_flags(nodes.get(entry["class_type"]))
+            outputs = [[] for _ in (calls[0].args or ())] if calls else []
+            for call in calls:
+                for k, item in enumerate(call.args or ()):
+                    outputs[k].extend(item) if k < len(flags) and flags[k] else outputs[k].append(item)
+            lists[node_id] = outputs
+            done[node_id] = calls[0] if len(calls) == 1 else SimpleNamespace(
+                args=tuple(outputs), calls=calls, ui=joined_ui([call.ui for call in calls]))
+            if cache is not None:
+                cache[key(node_id)] = lists[node_id], done[node_id]
+        return lists[node_id]
+
+    def run_one(class_type: str, args: dict):
+        if class_type.endswith("Loader"):
+            return load(nodes, class_type, **args)
+        if class_type in nodes:
+            return run_node(nodes[class_type], **args)
+        return CORE_STANDINS[class_type].execute(**args)
 
     outputs = [nid for nid, entry in prompt.items()
                if entry["class_type"] in nodes and nodes[entry["class_type"]].define_schema().is_output_node]
@@ -269,6 +297,21 @@ def run_workflow(prompt: dict, nodes: dict[str, type]) -> dict[str, object]:
     for node_id in outputs:
         value(node_id)
     return done
+
+
+def output_list_flags(node: type | None) -> list[bool]:
+    if node is None:
+        return []
+    return [bool(port.extra.get("is_output_list")) for port in node.define_schema().outputs]
+
+
+def joined_ui(messages: list) -> dict | None:
+    """The UI messages of a node run once per item, joined key by key as ComfyUI joins them."""
+    joined: dict = {}
+    for message in messages:
+        for key, items in (message or {}).items():
+            joined.setdefault(key, []).extend(items)
+    return joined or None
 
 
 def load_api_workflow(path: Path) -> dict:
