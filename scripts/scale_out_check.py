@@ -124,11 +124,12 @@ def same_frames(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
 
 
 def sample_inputs() -> dict[str, bytes]:
-    """A face picture and a stereo 22.05 kHz voice-like tone, for the released-layout workflow."""
-    y, x = np.mgrid[0:90, 0:70] / 90.0
-    picture = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 1 - (x - 0.4) ** 2 * 3], -1)
+    """A photo with a face off-centre (the demo's drawn face on a texture, which Face Crop's built-in detector
+    finds) and a stereo 22.05 kHz voice-like tone, for the released-layout workflow."""
+    sys.path.insert(0, REPO)
+    from t2av_core.demo.portrait import portrait
     png = io.BytesIO()
-    Image.fromarray((np.clip(picture, 0, 1) * 255).astype(np.uint8)).save(png, format="PNG")
+    Image.fromarray(portrait(135, 181, 70, 15, 100)).save(png, format="PNG")
     t = np.arange(int(1.3 * 22050)) / 22050
     tone = 0.3 * np.sin(2 * np.pi * (140 + 60 * np.sin(3 * t)) * t) * (0.6 + 0.4 * np.sin(8 * np.pi * t))
     wav = io.BytesIO()
