@@ -106,6 +106,11 @@ def make_video(images: torch.Tensor, audio: dict | None, fps: float):
         Types.VideoComponents(images=images, audio=audio, frame_rate=Fraction(fps).limit_denominator(1000)))
 
 
+def video_from_file(path: str):
+    """ComfyUI's VIDEO for an mp4 on disk (read only when a later node uses it)."""
+    return InputImpl.VideoFromFile(path)
+
+
 def video_components(video) -> tuple[torch.Tensor, dict | None, float]:
     """ComfyUI VIDEO -> (IMAGE (T, H, W, 3), AUDIO or None, fps)."""
     parts = video.get_components()

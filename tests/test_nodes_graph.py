@@ -53,7 +53,7 @@ def sample(env, c, **overrides):
 
 
 def test_schemas_are_prefixed_named_and_explained(env):
-    assert len(env.nodes) == 24
+    assert len(env.nodes) == 25
     for node_id, node in env.nodes.items():
         schema = node.define_schema()
         assert node_id.startswith("TalkerT2AV") and schema.display_name

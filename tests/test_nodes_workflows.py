@@ -61,7 +61,7 @@ def test_api_workflow_runs_end_to_end_and_writes_a_synchronised_mp4(parity_dir, 
     env = H.environment(parity_dir)
     prompt = _fast(H.load_api_workflow(path))
     done = H.run_workflow(prompt, env.nodes)
-    save_id = next(i for i, n in prompt.items() if n["class_type"] == "TalkerT2AVSaveVideo")
+    save_id = next(i for i, n in prompt.items() if n["class_type"] in ("TalkerT2AVSaveVideo", "TalkerT2AVRenderSave"))
     info = H.saved_clip(done[save_id].ui)
     assert info.has_audio and info.fps == 25.0
     mp4 = info.path

@@ -5,7 +5,8 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
-const NODE_ID = "TalkerT2AVSaveVideo";
+// Save Video and Render and Save (streamed) report their mp4 the same way
+const NODE_IDS = ["TalkerT2AVSaveVideo", "TalkerT2AVRenderSave"];
 const KEY = "talker_t2av";
 
 function viewUrl(file) {
@@ -137,7 +138,7 @@ function buildPlayer() {
 app.registerExtension({
   name: "TalkerT2AV.Preview",
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.name !== NODE_ID) return;
+    if (!NODE_IDS.includes(nodeData?.name)) return;
     // The core draws a generic video preview for "images" + "animated" outputs; this node has its own player.
     nodeType.prototype.onDrawBackground = function () {};
     const onExecuted = nodeType.prototype.onExecuted;

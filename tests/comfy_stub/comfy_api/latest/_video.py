@@ -21,8 +21,30 @@ class VideoFromComponents:
         return self.components
 
 
+class VideoFromFile:
+    """A video file, decoded only when its components are asked for."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def get_stream_source(self):
+        return self.file
+
+    def get_components(self):
+        import av
+        import numpy as np
+        import torch
+        with av.open(self.file) as container:
+            stream = container.streams.video[0]
+            rate = Fraction(stream.average_rate)
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        images = torch.from_numpy(np.stack(frames)).float() / 255
+        return VideoComponents(images=images, frame_rate=rate)
+
+
 class InputImpl:
     VideoFromComponents = VideoFromComponents
+    VideoFromFile = VideoFromFile
 
 
 class Types:
