@@ -44,6 +44,7 @@ from scale_out_servers import ComfyServer, error_text, saved_files  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "workflows", "api", "Talker-T2AV - try the demo (no download).json")
 RELEASED = os.path.join(REPO, "workflows", "api", "Talker-T2AV - text to talking video.json")
+SAVE_NODES = ("TalkerT2AVSaveVideo", "TalkerT2AVRenderSave")  # the nodes that write the mp4
 SEED = 20260707
 ROWS: list[tuple[str, str, bool, str]] = []
 
@@ -175,7 +176,8 @@ def same_results(a: ComfyServer, b: ComfyServer, models: str | None, threads: tu
                 server.upload(name, data)  # only the workflow and its input media reach the server
             prompt = load(RELEASED)
             prompt["13"]["inputs"].update(seed=SEED, max_seconds=0.64)
-            prompt["17"]["inputs"]["filename_prefix"] = "a/released"
+            save = next(node for node in prompt.values() if node["class_type"] in SAVE_NODES)
+            save["inputs"]["filename_prefix"] = "a/released"
             entry = server.run(prompt)
             runs.append(clip(server, entry)[0] if entry.get("status", {}).get("status_str") == "success" else b"")
         ok = runs[0] == runs[1] != b""
