@@ -1,5 +1,8 @@
 """Errors the library raises for bad input; every message says what was wrong and how to fix it."""
 
+import math
+import numbers
+
 
 class T2AVError(ValueError):
     """Bad input or a bad file: the message is meant for the end user."""
@@ -11,3 +14,13 @@ class CheckpointError(T2AVError):
 
 class GenerationCancelled(RuntimeError):
     """A per-step callback asked the generation loop to stop."""
+
+
+def check_number(name: str, value, minimum: float | None = None) -> float:
+    """``value`` when it is a real, finite number (a bool is not one) of at least ``minimum``; else a T2AVError
+    naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise T2AVError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise T2AVError(f"{name} must be >= {minimum:g}, got {value!r}")
+    return value

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .errors import GenerationCancelled, T2AVError
+from .errors import GenerationCancelled, T2AVError, check_number
 from .interfaces import FRAME_RATE, ProgressFn
 from .model.talker import TalkerT2AV
 from .motion_stats import denormalize_motion, motion_stats, normalize_motion
@@ -68,7 +67,7 @@ class GenerationSettings:
     def __post_init__(self):
         named = isinstance(self.solver, str)
         for name in ("temperature", "cfg_scale", "sway", "prefix_seconds", "max_seconds", "seconds_per_token"):
-            _check_finite(name, getattr(self, name))
+            check_number(name, getattr(self, name))
         checks = [
             (not named or self.solver in SOLVERS,
              f"unknown solver {self.solver!r}; choose one of {sorted(SOLVERS)}"),
@@ -96,10 +95,6 @@ class GenerationSettings:
         return FlowSampler(schedule, CFGGuidance(self.cfg_scale, self.zero_star), solver,
                            self.temperature)
 
-
-def _check_finite(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise T2AVError(f"{name} must be a finite number, got {value!r}")
 
 
 @dataclass

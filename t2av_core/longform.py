@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import T2AVError
+from .errors import T2AVError, check_number
 from .generate import AVLatents, GenerationSettings, generate_av, step_budget
 from .interfaces import FRAME_RATE, ProgressFn
 from .motion_stats import denormalize_motion, motion_stats
@@ -46,9 +46,7 @@ class LongFormSettings:
 
     def __post_init__(self):
         for name in ("chunk_seconds", "chars_per_second", "prefix_seconds", "pause_seconds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise T2AVError(f"{name} must be a finite number >= 0, got {value!r}")
+            check_number(name, getattr(self, name), minimum=0)
         if not 2.0 <= self.chunk_seconds <= MAX_CHUNK_SECONDS:
             raise T2AVError(f"chunk_seconds must lie between 2 and {MAX_CHUNK_SECONDS:g} (the model was trained on "
                             f"clips of up to 30 s), got {self.chunk_seconds}")

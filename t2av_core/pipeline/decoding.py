@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from ..errors import T2AVError
+from ..errors import T2AVError, check_number
 from ..generate import AVLatents
 from ..interfaces import AUDIO_LATENT_DIM, FRAME_RATE, MOTION_LATENT_DIM, AudioCodec, MotionRenderer, ProgressFn
 from ..interfaces import family_of
@@ -57,8 +57,7 @@ def trim_av(av, start_seconds: float = 0.0, end_seconds: float | None = None):
     total = av.audio.shape[0]
     end_seconds = total / FRAME_RATE if end_seconds is None else end_seconds
     for name, value in (("start_seconds", start_seconds), ("end_seconds", end_seconds)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise T2AVError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        check_number(name, value, minimum=0)
     start, end = round(start_seconds * FRAME_RATE), min(total, round(end_seconds * FRAME_RATE))
     if end <= start:
         raise T2AVError(f"nothing left: the clip is {total / FRAME_RATE:.2f} s long and the cut keeps "
