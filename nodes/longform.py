@@ -58,8 +58,7 @@ class TalkerT2AVLongFormSampler(io.ComfyNode):
                 max_seconds, prefix_seconds, temperature, audio_vae=None, reference_motion=None) -> io.NodeOutput:
         long = pipeline.LongFormSettings(chunk_seconds=chunk_seconds, pause_seconds=pause_seconds,
                                          max_seconds=max_seconds or None)
-        parts = pipeline.SamplerParts(solver=solver, sigmas=sigmas, cfg=guidance.cfg, zero_star=guidance.zero_star,
-                                      temperature=temperature)
+        parts = guidance.sampler_parts(solver, sigmas, temperature)
         codec = host.load_model(audio_vae) if audio_vae is not None and pause_seconds else None
         talker = host.load_model(model)
         av, chunks = pipeline.sample_long(talker, model.tokenizer, text, voice, face, parts, seed, long,

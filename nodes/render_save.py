@@ -7,8 +7,6 @@ same work as that chain in one pass for long scripts and big pictures.
 
 from __future__ import annotations
 
-import os
-
 from t2av_core import face as face_crop_lib
 from t2av_core import pipeline
 from t2av_core.errors import T2AVError
@@ -17,6 +15,7 @@ from t2av_core.media.audio_io import audio_from_comfy
 from . import host
 from .host import io
 from .types import CATEGORY, AVLatent, Face, FaceCropInfo, VideoModel
+from .video import save_mp4
 
 
 class TalkerT2AVRenderSave(io.ComfyNode):
@@ -62,11 +61,7 @@ class TalkerT2AVRenderSave(io.ComfyNode):
                                         progress=host.progress(count))  # Cancel stops here; no file is left
         if face_crop is not None:
             frames = face_crop_lib.paste_back(frames, source, face_crop, feather, colour_match)
-        folder, filename, subfolder = host.save_path(filename_prefix)
-        path = pipeline.mux(os.path.join(folder, filename), frames, wave, rate)
-        fps = float(pipeline.FRAME_RATE)
-        ui = host.saved_video_ui(filename, subfolder)  # reported as Save Video reports it (see nodes/video.py)
-        ui["talker_t2av"] = [count, fps, round(count / fps, 3), wave is not None]
+        path, ui = save_mp4(filename_prefix, frames, count, wave, rate)  # reported as Save Video reports it
         return io.NodeOutput(host.video_from_file(str(path)), ui=ui)
 
 

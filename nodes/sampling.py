@@ -145,8 +145,7 @@ class TalkerT2AVSampler(io.ComfyNode):
             pipeline.check_stream(given_audio, pipeline.AUDIO_LATENT_DIM, "given_audio")
         if given_motion is not None:
             pipeline.check_stream(given_motion, pipeline.MOTION_LATENT_DIM, "given_motion")
-        parts = pipeline.SamplerParts(solver=solver, sigmas=sigmas, cfg=guidance.cfg, zero_star=guidance.zero_star,
-                                      temperature=temperature)
+        parts = guidance.sampler_parts(solver, sigmas, temperature)
         talker = host.load_model(model)
         # one progress tick per patch; the total (the step budget) is known once the loop starts
         if batch:

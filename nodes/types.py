@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from t2av_core.pipeline import SamplerParts
+
 from .host import io
 
 TalkerModel = io.Custom("TALKER_T2AV_MODEL")
@@ -47,3 +49,8 @@ class ModelHandle:
 class GuidanceSettings:
     cfg: float
     zero_star: bool
+
+    def sampler_parts(self, solver, sigmas, temperature: float):
+        """The library's SamplerParts from the sampler nodes' inputs (solver, SIGMAS, this guidance)."""
+        return SamplerParts(solver=solver, sigmas=sigmas, cfg=self.cfg, zero_star=self.zero_star,
+                            temperature=temperature)

@@ -55,15 +55,23 @@ class TalkerT2AVSaveVideo(io.ComfyNode):
         wave, rate = None, 0
         if audio is not None:  # (channels, samples); mux mixes it down and cuts or pads it to the frames
             wave, rate = audio["waveform"][0].float().cpu(), int(audio["sample_rate"])
-        folder, filename, subfolder = host.save_path(filename_prefix)
-        pipeline.mux(os.path.join(folder, filename), frames.float().cpu(), wave, rate, fps)
-        # Reported as core Save Video does ("images" + "animated"), so the mp4 is listed in the Assets panel and
-        # collected by API workers. The pack's synced player, which replaces the core preview, reads the file from
-        # "images" and the clip's figures from its own key: plain values, not a second file entry (ComfyUI counts
-        # every dict in the lists of a node's output as a result, so a dict here would list the mp4 twice).
-        ui = host.saved_video_ui(filename, subfolder)
-        ui["talker_t2av"] = [int(frames.shape[0]), float(fps), round(frames.shape[0] / fps, 3), wave is not None]
+        _, ui = save_mp4(filename_prefix, frames.float().cpu(), int(frames.shape[0]), wave, rate, fps)
         return io.NodeOutput(ui=ui)
+
+
+def save_mp4(filename_prefix: str, frames, frame_count: int, wave, rate: int, fps: float = pipeline.FRAME_RATE):
+    """Write ``frames`` (a batch, or batches as they come) and the speech as the next numbered mp4 for
+    ``filename_prefix`` in the output folder; returns (its path, the node's UI message).
+
+    The file is reported as core Save Video does ("images" + "animated"), so it is listed in the Assets panel and
+    collected by API workers. The pack's synced player, which replaces the core preview, reads the file from
+    "images" and the clip's figures from its own key: plain values, not a second file entry (ComfyUI counts
+    every dict in the lists of a node's output as a result, so a dict here would list the mp4 twice)."""
+    folder, filename, subfolder = host.save_path(filename_prefix)
+    path = pipeline.mux(os.path.join(folder, filename), frames, wave, rate, fps)
+    ui = host.saved_video_ui(filename, subfolder)
+    ui["talker_t2av"] = [frame_count, float(fps), round(frame_count / fps, 3), wave is not None]
+    return path, ui
 
 
 NODES = [TalkerT2AVMux, TalkerT2AVSaveVideo]

@@ -97,12 +97,11 @@ def test_the_demo_template_with_one_clip_per_line_saves_one_synchronised_mp4_per
     done = H.run_workflow(prompt, env.nodes)
     clips = done["11"].args[0]
     assert len(clips) == 2 and len(done["13"].calls) == len(done["15"].calls) == 2  # decoders ran once per clip
-    saved = done["15"].ui
-    files = saved["images"]
-    assert len(files) == 2 and len({f["filename"] for f in files}) == 2
-    for index, (file, clip) in enumerate(zip(files, clips)):
-        path = H.saved_clip({"images": [file], "talker_t2av": saved["talker_t2av"][4 * index:4 * index + 4]}).path
-        with av.open(str(path)) as container:
+    saved = H.saved_clips(done["15"].ui)
+    assert len(saved) == 2 and len({info.path for info in saved}) == 2
+    for info, clip in zip(saved, clips):
+        assert info.frames == clip.audio.shape[0]
+        with av.open(str(info.path)) as container:
             video, audio = container.streams.video[0], container.streams.audio[0]
             frames = sum(1 for _ in container.decode(video))
             assert frames == clip.audio.shape[0] and float(video.average_rate) == 25

@@ -319,10 +319,20 @@ def load_api_workflow(path: Path) -> dict:
     return data["prompt"] if "prompt" in data else data
 
 
+def saved_clips(ui: dict) -> list[SimpleNamespace]:
+    """What the pack's Save Video reports, one entry per mp4: the file (as core Save Video does, under "images")
+    and the figures of its synced player ([frames, fps, seconds, has_audio] each, under "talker_t2av")."""
+    clips = []
+    for index, file in enumerate(ui["images"]):
+        frames, fps, seconds, has_audio = ui["talker_t2av"][4 * index:4 * index + 4]
+        path = Path(folder_paths.get_output_directory()) / file["subfolder"] / file["filename"]
+        clips.append(SimpleNamespace(path=path, frames=frames, fps=fps, seconds=seconds, has_audio=has_audio,
+                                     file=file))
+    return clips
+
+
 def saved_clip(ui: dict) -> SimpleNamespace:
-    """What the pack's Save Video reports: the mp4 (as core Save Video does, under "images") and the figures of
-    its synced player ([frames, fps, seconds, has_audio] under "talker_t2av")."""
-    file = ui["images"][-1]
-    frames, fps, seconds, has_audio = ui["talker_t2av"][-4:]
-    path = Path(folder_paths.get_output_directory()) / file["subfolder"] / file["filename"]
-    return SimpleNamespace(path=path, frames=frames, fps=fps, seconds=seconds, has_audio=has_audio, file=file)
+    """The one mp4 a Save Video run reports (see saved_clips)."""
+    clips = saved_clips(ui)
+    assert len(clips) == 1, f"expected one saved clip, got {len(clips)}"
+    return clips[0]
