@@ -34,10 +34,7 @@ def parts(env):
     return dict(model=m.model,
                 voice=H.run_node(n["TalkerT2AVVoiceEncode"], speaker_encoder=m.speaker, audio=audio).args[0],
                 face=H.run_node(n["TalkerT2AVFaceEncode"], video_model=m.video, image=image).args[0],
-                solver=H.run_node(n["TalkerT2AVSolver"], solver="euler").args[0],
-                sigmas=H.run_node(n["TalkerT2AVSwaySchedule"], steps=4, sway=1.0).args[0],
-                guidance=H.run_node(n["TalkerT2AVGuidance"], cfg=2.0, cfg_zero_star=True).args[0],
-                max_seconds=0.64, prefix_seconds=0.0, temperature=0.3)
+                **H.sampler_parts(n), max_seconds=0.64, prefix_seconds=0.0, temperature=0.3)
 
 
 def encode(env, text, per_line=True):

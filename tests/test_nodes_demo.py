@@ -206,9 +206,7 @@ def test_long_form_sampler_reads_a_script_in_chunks_into_the_usual_decoders(env)
     model = H.run_node(n["TalkerT2AVModelLoader"], file=DEMO, precision="auto", device="cpu", tokenizer=DEMO).args[0]
     voice = H.run_node(n["TalkerT2AVVoiceEncode"], speaker_encoder=loaders["speaker"]).args[0]
     face = H.run_node(n["TalkerT2AVFaceEncode"], video_model=loaders["video"]).args[0]
-    parts = dict(solver=H.run_node(n["TalkerT2AVSolver"], solver="euler").args[0],
-                 sigmas=H.run_node(n["TalkerT2AVSwaySchedule"], steps=10, sway=1.0).args[0],
-                 guidance=H.run_node(n["TalkerT2AVGuidance"], cfg=2.0, cfg_zero_star=True).args[0])
+    parts = H.sampler_parts(n, steps=10)
     script = "The baker brings some fresh bread. A small boy reads a new book at night. The pilot holds the garden."
     av_latent, seconds, chunks = H.run_node(
         n["TalkerT2AVLongFormSampler"], model=model, text=script, voice=voice, face=face, seed=1, chunk_seconds=4.0,

@@ -37,9 +37,7 @@ def conditions(env):
     voice = H.run_node(n["TalkerT2AVVoiceEncode"], speaker_encoder=m.speaker, audio=audio, audio_vae=m.vae).args[0]
     image = H.LoadImage.execute(image=H.FACE).args[0]
     face = H.run_node(n["TalkerT2AVFaceEncode"], video_model=m.video, image=image).args[0]
-    parts = dict(solver=H.run_node(n["TalkerT2AVSolver"], solver="euler").args[0],
-                 sigmas=H.run_node(n["TalkerT2AVSwaySchedule"], steps=4, sway=1.0).args[0],
-                 guidance=H.run_node(n["TalkerT2AVGuidance"], cfg=2.0, cfg_zero_star=True).args[0])
+    parts = H.sampler_parts(n)
     return dict(text=text, tokens=tokens, audio=audio, voice=voice, face=face, image=image, parts=parts)
 
 

@@ -35,10 +35,7 @@ def clip(env):
                        audio=H.LoadAudio.execute(audio=H.VOICE).args[0]).args[0]
     text = H.run_node(n["TalkerT2AVTextEncode"], model=m.model, text="Hi there.").args[0]
     clips, _ = H.run_node(n["TalkerT2AVSampler"], model=m.model, conditioning=text, voice=voice, face=face,
-                          solver=H.run_node(n["TalkerT2AVSolver"], solver="euler").args[0],
-                          sigmas=H.run_node(n["TalkerT2AVSwaySchedule"], steps=4, sway=1.0).args[0],
-                          guidance=H.run_node(n["TalkerT2AVGuidance"], cfg=2.0, cfg_zero_star=True).args[0],
-                          seed=5, max_seconds=0.64, prefix_seconds=0.0, temperature=0.3).args
+                          **H.sampler_parts(n), seed=5, max_seconds=0.64, prefix_seconds=0.0, temperature=0.3).args
     audio = H.run_node(n["TalkerT2AVAudioDecode"], audio_vae=m.vae, av_latent=clips[0]).args[0]
     return dict(av_latent=clips[0], audio=audio, face=face, photo=photo, face_crop=face_crop)
 

@@ -178,6 +178,14 @@ def run_node(node: type, **inputs):
     return node.execute(**inputs)
 
 
+def sampler_parts(nodes: dict[str, type], steps: int = 4) -> dict:
+    """The released sampler parts (Euler, sway schedule of ``steps``, CFG 2 with CFG-Zero*), made by the nodes,
+    as the Joint and Long-form Samplers take them."""
+    return dict(solver=run_node(nodes["TalkerT2AVSolver"], solver="euler").args[0],
+                sigmas=run_node(nodes["TalkerT2AVSwaySchedule"], steps=steps, sway=1.0).args[0],
+                guidance=run_node(nodes["TalkerT2AVGuidance"], cfg=2.0, cfg_zero_star=True).args[0])
+
+
 def _input_path(name: str) -> str:
     return os.path.join(folder_paths.base_path, "input", name)
 
