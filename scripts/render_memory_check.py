@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
 import os
 import sys
 import tempfile
 
-from PIL import Image
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale_out_check import sample_inputs  # noqa: E402
+from scale_out_check import photo_png, sample_inputs  # noqa: E402
 from scale_out_servers import ComfyServer, error_text  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,14 +45,6 @@ def as_chain(prompt: dict) -> dict:
     return prompt
 
 
-def photo_1080p() -> bytes:
-    sys.path.insert(0, REPO)
-    from t2av_core.demo.portrait import portrait
-    png = io.BytesIO()
-    Image.fromarray(portrait(1080, 1920, 1150, 240, 520, seed=1)).save(png, format="PNG")
-    return png.getvalue()
-
-
 def peak_rss_mib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmHWM"))
@@ -65,7 +54,7 @@ def one_case(args, label: str, seconds: float, run_dir: str) -> str:
     server = ComfyServer(f"{label}_{seconds:g}", args.comfyui, args.python, run_dir, REPO, args.models).start()
     try:
         server.wait_ready()
-        server.upload("talker_face.png", photo_1080p())
+        server.upload("talker_face.png", photo_png(1080, 1920, 1150, 240, 520, seed=1))
         server.upload("talker_voice.wav", sample_inputs()["talker_voice.wav"])
         prompt = json.load(open(TEMPLATE))
         prompt[SAMPLER]["inputs"]["max_seconds"] = seconds

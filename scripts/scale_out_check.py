@@ -124,20 +124,25 @@ def same_frames(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) > 0 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def sample_inputs() -> dict[str, bytes]:
-    """A photo with a face off-centre (the demo's drawn face on a texture, which Face Crop's built-in detector
-    finds) and a stereo 22.05 kHz voice-like tone, for the released-layout workflow."""
+def photo_png(height: int, width: int, left: int, top: int, side: int, seed: int = 0) -> bytes:
+    """A PNG photo with the demo's drawn face (a square of ``side`` at left, top) on a texture, which Face
+    Crop's built-in detector finds."""
     sys.path.insert(0, REPO)
     from t2av_core.demo.portrait import portrait
     png = io.BytesIO()
-    Image.fromarray(portrait(135, 181, 70, 15, 100)).save(png, format="PNG")
+    Image.fromarray(portrait(height, width, left, top, side, seed=seed)).save(png, format="PNG")
+    return png.getvalue()
+
+
+def sample_inputs() -> dict[str, bytes]:
+    """A photo with a face off-centre and a stereo 22.05 kHz voice-like tone, for the released-layout workflow."""
     t = np.arange(int(1.3 * 22050)) / 22050
     tone = 0.3 * np.sin(2 * np.pi * (140 + 60 * np.sin(3 * t)) * t) * (0.6 + 0.4 * np.sin(8 * np.pi * t))
     wav = io.BytesIO()
     with wave.open(wav, "wb") as f:
         f.setnchannels(2), f.setsampwidth(2), f.setframerate(22050)
         f.writeframes((np.stack([tone, 0.8 * tone], 1) * 32767).astype("<i2").tobytes())
-    return {"talker_face.png": png.getvalue(), "talker_voice.wav": wav.getvalue()}
+    return {"talker_face.png": photo_png(135, 181, 70, 15, 100), "talker_voice.wav": wav.getvalue()}
 
 
 # ---------------------------------------------------------------------- (a) the same workflow on two servers
