@@ -13,9 +13,9 @@ detector), ``locate`` (boxes for every frame and the crops), ``crop`` (cutting a
 from .boxes import FaceBox, host_boxes, parse_box, renderer_square
 from .crop import CROP_SIZE, FaceCrop, crop_square, make_crop
 from .detect import DETECTORS
-from .locate import NO_FACE_HINT, as_u8, crop_faces, find_boxes
+from .locate import NO_FACE_HINT, crop_faces, find_boxes
 from .paste import DEFAULT_FEATHER, feather_mask, paste_back
 
-__all__ = ["CROP_SIZE", "DEFAULT_FEATHER", "DETECTORS", "NO_FACE_HINT", "FaceBox", "FaceCrop", "as_u8",
+__all__ = ["CROP_SIZE", "DEFAULT_FEATHER", "DETECTORS", "NO_FACE_HINT", "FaceBox", "FaceCrop",
            "crop_faces", "crop_square", "feather_mask", "find_boxes", "host_boxes", "make_crop", "parse_box",
            "paste_back", "renderer_square"]

@@ -68,13 +68,7 @@ def crop_square(image, square: tuple[int, int, int], size: int = CROP_SIZE) -> n
     left, top, side = square
     if side < 2:
         raise T2AVError(f"the face square is {side} pixel(s) wide; the face is too small to animate")
-    return resize_area_u8(cut_square(_rgb_u8(image), left, top, side), size, size)
-
-
-def _rgb_u8(image) -> np.ndarray:
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
-        return image
-    return to_rgb_u8(image)
+    return resize_area_u8(cut_square(to_rgb_u8(image), left, top, side), size, size)
 
 
 def make_crop(source_size: tuple[int, int], squares, fps: float = FRAME_RATE, size: int = CROP_SIZE,

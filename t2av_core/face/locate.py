@@ -41,21 +41,13 @@ def frames_of(pixels) -> tuple[object, int, tuple[int, int]]:
     return pixels, int(pixels.shape[0]), (int(pixels.shape[1]), int(pixels.shape[2]))
 
 
-def as_u8(frame) -> np.ndarray:
-    """One frame in any supported layout -> uint8 RGB (H, W, 3); float RGB tensors without numpy copies."""
-    if isinstance(frame, torch.Tensor) and frame.is_floating_point() and frame.shape[-1] == 3:
-        if bool(torch.isfinite(frame).all()) and float(frame.min()) >= -1e-3 and float(frame.max()) <= 1 + 1e-3:
-            return frame.mul(255).round_().clamp_(0, 255).to(torch.uint8).numpy()  # to_rgb_u8's rounding, one copy
-    return to_rgb_u8(frame)
-
-
 def _detected(frames, count: int, fps: float, detector: str, progress: ProgressFn | None) -> tuple[list, str]:
     step = max(1, round(fps / DETECTIONS_PER_SECOND)) if count > 1 else 1
     searched = sorted(set(range(0, count, step)) | {count - 1})
     candidates: list[list[FaceBox]] = [[] for _ in range(count)]
     used = set()
     for done, index in enumerate(searched, 1):
-        faces, name = detect.find_faces(as_u8(frames[index]), detector)
+        faces, name = detect.find_faces(to_rgb_u8(frames[index]), detector)
         candidates[index] = faces
         used.add(name)
         if progress is not None:
@@ -101,5 +93,5 @@ def crop_faces(pixels, fps: float = FRAME_RATE, box: FaceBox | None = None, boxe
     squares = [renderer_square(row) for row in found]
     crops = torch.empty(count, size, size, 3, dtype=torch.uint8)
     for index in range(count):
-        crops[index] = torch.from_numpy(crop_square(as_u8(frames[index]), squares[index], size))
+        crops[index] = torch.from_numpy(crop_square(frames[index], squares[index], size))
     return crops, make_crop(source_size, squares, fps, size, method)

@@ -11,7 +11,8 @@ import torch
 
 from .boxes import FaceBox, parse_box
 from .crop import FaceCrop
-from .locate import as_u8, crop_faces
+from ..video.face_prep import to_rgb_u8
+from .locate import crop_faces
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def frame_photo(path: str | Path, box: str | FaceBox | None = None, detector: st
     else the built-in detector looks for the face. T2AVError when no face is found, saying how to give a box."""
     from ..media.image_io import read_image
     picture = read_image(path)
-    pixels = as_u8(picture)  # 8-bit once: a 4096-pixel float copy is 134 MB, and the video is 8-bit anyway
+    pixels = to_rgb_u8(picture)  # 8-bit once: a 4096-pixel float copy is 134 MB, and the video is 8-bit anyway
     del picture
     if isinstance(box, str):
         box = parse_box(box)

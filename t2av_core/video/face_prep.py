@@ -35,6 +35,10 @@ def to_rgb_u8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """Any supported image (see module doc) -> contiguous uint8 array (H, W, 3), RGB."""
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu()
+        if image.dtype == torch.float32 and image.dim() == 3 and image.shape[-1] == 3 and image.numel() and \
+                bool(torch.isfinite(image).all()) and -1e-3 <= float(image.min()) and float(image.max()) <= 1 + 1e-3:
+            # ComfyUI's IMAGE frames: the float path below (clip, x 255, round half to even) in one copy
+            return image.mul(255).round_().clamp_(0, 255).to(torch.uint8).numpy()
         image = image.float().numpy() if image.is_floating_point() else image.numpy()
     arr = np.asarray(image)
     if arr.ndim == 2:
