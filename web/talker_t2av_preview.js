@@ -147,14 +147,13 @@ app.registerExtension({
       // the mp4 as core Save Video reports it, and [frames, fps, seconds, has_audio] under the pack's own key
       const files = message?.images;
       const figures = message?.[KEY];
-      if (!Array.isArray(files) || !files.length || !Array.isArray(figures) || figures.length < 4 ||
+      // [frames, fps, seconds, has_audio] per file, in the same order (several files with one clip per line)
+      if (!Array.isArray(files) || !files.length || !Array.isArray(figures) || figures.length !== 4 * files.length ||
           typeof this.addDOMWidget !== "function") {
         return result;
       }
-      // [frames, fps, seconds, has_audio] per file, in the same order (several when one clip per line)
       const clips = files.map((file, i) => {
-        const [frames, fps, seconds, hasAudio] =
-          figures.length === 4 * files.length ? figures.slice(4 * i, 4 * i + 4) : figures.slice(-4);
+        const [frames, fps, seconds, hasAudio] = figures.slice(4 * i, 4 * i + 4);
         return { file, frames, fps, seconds, has_audio: hasAudio };
       });
       if (!this.talkerPlayer) {
